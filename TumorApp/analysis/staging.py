@@ -1,0 +1,49 @@
+"""Affected percentage and a size-based stage from the largest lesion's longest diameter.
+
+Stage I: longest diameter <= 20 mm, II: > 20 and <= 50 mm, III: > 50 mm (the AJCC T-category size
+cut-offs, `CONTRACT.stage_cutoffs_mm`).  This is a size-based estimate from one slice, not a
+clinical stage: it knows nothing of vascular invasion, nodes or metastases.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from .config import CONTRACT
+from .measure import Lesion
+
+STAGE_NOTE = "size-based estimate, not a clinical stage"
+NO_TUMOR = "No Tumor Detected"
+
+
+@dataclass(frozen=True)
+class Staging:
+    tumor_detected: bool
+    stage: str | None  # "I" / "II" / "III" / None
+    affected_percent: float  # tumour area / liver area * 100
+    largest_diameter_mm: float | None
+    label: str  # what to show: "Stage II (size-based estimate, not a clinical stage)" or NO_TUMOR
+
+
+def stage_for_diameter(diameter_mm: float) -> str:
+    low, high = CONTRACT.stage_cutoffs_mm
+    if diameter_mm <= low:
+        return "I"
+    if diameter_mm <= high:
+        return "II"
+    return "III"
+
+
+def affected_percent(tumor_area_px: int, liver_area_px: int) -> float:
+    if liver_area_px <= 0:
+        return 0.0
+    return 100.0 * tumor_area_px / liver_area_px
+
+
+def stage(lesions: Sequence[Lesion], *, liver_area_px: int, tumor_area_px: int) -> Staging:
+    percent = affected_percent(tumor_area_px, liver_area_px)
+    if not lesions:
+        return Staging(False, None, percent, None, NO_TUMOR)
+    largest = max(lesion.max_diameter_mm for lesion in lesions)
+    grade = stage_for_diameter(largest)
+    return Staging(True, grade, percent, largest, f"Stage {grade} ({STAGE_NOTE})")
