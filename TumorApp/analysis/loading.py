@@ -132,6 +132,7 @@ def _load_picture(raw: bytes, filename: str) -> CTSlice:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(raw))
+            file_format = img.format
             # The header gives the size before any pixel is decoded.
             _check_size(img.height, img.width)
             img.load()
@@ -140,12 +141,11 @@ def _load_picture(raw: bytes, filename: str) -> CTSlice:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InputError("The image is too large to analyse.") from exc
-    except UnidentifiedImageError as exc:
-        raise InputError("The file is not an image we can read (PNG, JPEG or DICOM).") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        # It starts like an image (we only get here on a known signature), so it is damaged.
         raise InputError("The image file is damaged or truncated and could not be decoded.") from exc
 
-    source = (img.format or Path(filename).suffix.lstrip(".") or "image").lower()
+    source = (file_format or Path(filename).suffix.lstrip(".") or "image").lower()
     notes: list[str] = []
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):

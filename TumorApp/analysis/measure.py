@@ -3,10 +3,11 @@
 Location rules (approximate; a slice cannot show Cantlie's line):
 
 * side: the patient's "right" or "left" liver lobe.  In radiological orientation the patient's
-  right is on the image left.  A lesion whose centroid lies on the patient's right of the liver's
-  own centroid is "right", otherwise "left".  The right lobe is the bulk of the liver, so the
-  liver centroid sits inside it, close to the lobar boundary; slices where the liver is mirrored
-  in the input are handled through `mirrored`.
+  right is on the image left.  A lesion whose centroid lies on the patient's right of the middle
+  of the liver's horizontal extent on this slice is "right", otherwise "left".  On slices through
+  the hilum that middle falls near the gallbladder-IVC (Cantlie) line; near the dome, where only
+  the right lobe shows, the rule over-calls "left".  An input that was analysed mirrored (liver
+  on the image right) is handled through `mirrored`.
 * part: "anterior" when the lesion centroid is above the middle of the liver's vertical extent
   (anterior is the image top in axial CT), else "posterior".
 """
@@ -42,9 +43,7 @@ def measure_lesions(tumor_labels: np.ndarray, liver: np.ndarray, spacing_mm: tup
     if tumor_labels.max(initial=0) == 0:
         return []
     spacing = (float(spacing_mm[0]), float(spacing_mm[1]))
-    liver_cy, liver_cx = _liver_reference(liver)
-    ys = np.flatnonzero(liver.any(axis=1))
-    vertical_middle = (ys[0] + ys[-1]) / 2.0 if ys.size else liver_cy
+    middle_x, middle_y = _liver_middle(liver)
 
     lesions = []
     px_regions = regionprops(tumor_labels)
@@ -54,7 +53,7 @@ def measure_lesions(tumor_labels: np.ndarray, liver: np.ndarray, spacing_mm: tup
         min_row, min_col, max_row, max_col = region.bbox
         cy, cx = region.centroid
         perimeter_px = float(region.perimeter)
-        on_image_left = cx < liver_cx
+        on_image_left = cx < middle_x
         side = "right" if on_image_left != mirrored else "left"
         lesions.append(Lesion(
             area_px=int(region.area),
@@ -66,17 +65,19 @@ def measure_lesions(tumor_labels: np.ndarray, liver: np.ndarray, spacing_mm: tup
             bbox=(int(min_col), int(min_row), int(max_col - min_col), int(max_row - min_row)),
             centroid=(float(cx), float(cy)),
             side=side,
-            part="anterior" if cy < vertical_middle else "posterior",
+            part="anterior" if cy < middle_y else "posterior",
         ))
     return lesions
 
 
-def _liver_reference(liver: np.ndarray) -> tuple[float, float]:
-    ys, xs = np.nonzero(liver)
-    if ys.size == 0:
+def _liver_middle(liver: np.ndarray) -> tuple[float, float]:
+    """(x, y) of the middle of the liver's bounding box (of the image if there is no liver)."""
+    xs = np.flatnonzero(liver.any(axis=0))
+    ys = np.flatnonzero(liver.any(axis=1))
+    if xs.size == 0:
         h, w = liver.shape
-        return h / 2.0, w / 2.0
-    return float(ys.mean()), float(xs.mean())
+        return (w - 1) / 2.0, (h - 1) / 2.0
+    return (xs[0] + xs[-1]) / 2.0, (ys[0] + ys[-1]) / 2.0
 
 
 def _perimeter_scale(image: np.ndarray, spacing: tuple[float, float]) -> float:

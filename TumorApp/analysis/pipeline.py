@@ -102,7 +102,7 @@ def analyze_many(items: Iterable[Source], *, pixel_spacing: float | None = None,
     """
     spacing_user = _check_user_spacing(pixel_spacing)
     items = list(items)
-    model = segmenter or (_default_segmenter() if items else None)
+    model = segmenter
     results: list[AnalysisResult | InputError] = []
     for start in range(0, len(items), max(1, batch_size)):
         chunk = items[start:start + max(1, batch_size)]
@@ -115,6 +115,8 @@ def analyze_many(items: Iterable[Source], *, pixel_spacing: float | None = None,
                 outcome[i] = exc
                 continue
             loaded.append((i, ct, to_unit(ct)))
+        if loaded and model is None:  # only load the network when there is something to run
+            model = _default_segmenter()
         segs = segment_many([unit for _, _, unit in loaded], model, second_pass=second_pass,
                             batch_size=2 * max(1, batch_size))
         for (i, ct, unit), seg in zip(loaded, segs):
