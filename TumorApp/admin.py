@@ -1,0 +1,20 @@
+"""Admin views of analyses (read-mostly) and account flags, for the administrator."""
+from django.contrib import admin
+
+from .models import AccountFlags, Analysis
+
+
+@admin.register(Analysis)
+class AnalysisAdmin(admin.ModelAdmin):
+    list_display = ("id", "owner", "created_at", "original_name", "tumor_detected", "stage", "affected_percent")
+    list_filter = ("tumor_detected", "stage", "spacing_source")
+    search_fields = ("original_name", "owner__username")
+    readonly_fields = [f.name for f in Analysis._meta.fields] + ["images", "result", "notes"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(AccountFlags)
+class AccountFlagsAdmin(admin.ModelAdmin):
+    list_display = ("user", "must_change_password")

@@ -1,0 +1,81 @@
+"""JSON API: POST /api/analyses/ and GET /api/analyses/<id>/, session auth, same JSON as `manage.py analyze --json`."""
+from __future__ import annotations
+
+from functools import wraps
+
+from django.http import JsonResponse
+from django.urls import reverse
+
+from TumorApp.analysis.errors import InputError
+
+from . import selectors, services
+from .forms import AnalysisUploadForm
+
+LIST_LIMIT = 50
+
+
+def error(status: int, message: str, **extra) -> JsonResponse:
+    return JsonResponse({"error": message, "status": status, **extra}, status=status)
+
+
+def api_login_required(view):
+    """401 JSON instead of the HTML login redirect."""
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            response = error(401, "Log in first (session authentication).")
+            response["WWW-Authenticate"] = 'Session realm="tumor"'
+            return response
+        return view(request, *args, **kwargs)
+    return wrapper
+
+
+def allow(*methods):
+    """Like require_http_methods, but the 405 is JSON."""
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.method not in methods:
+                response = error(405, f"Method {request.method} not allowed.")
+                response["Allow"] = ", ".join(methods)
+                return response
+            return view(request, *args, **kwargs)
+        return wrapper
+    return decorator
+
+
+def _form_errors(form) -> dict:
+    return {field: [e["message"] for e in errs] for field, errs in form.errors.get_json_data().items()}
+
+
+@api_login_required
+@allow("GET", "POST")
+def analyses(request):
+    if request.method == "GET":
+        items = selectors.analyses_for(request.user)[:LIST_LIMIT]
+        return JsonResponse({"results": [
+            {"id": a.pk, "created_at": a.created_at.isoformat(), "file": a.original_name,
+             "tumor_detected": a.tumor_detected, "stage": a.stage or None,
+             "url": reverse("api-analysis", args=[a.pk])} for a in items]})
+    form = AnalysisUploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        errors = _form_errors(form)
+        too_large = any(e.code == "too_large" for e in form.errors.as_data().get("file", []))
+        return error(413 if too_large else 400, " ".join(m for ms in errors.values() for m in ms), fields=errors)
+    try:
+        analysis = services.create_analysis(user=request.user, upload=form.cleaned_data["file"],
+                                            pixel_spacing=form.cleaned_data["pixel_spacing"])
+    except InputError as e:
+        return error(400, str(e), fields={"file": [str(e)]})
+    response = JsonResponse(selectors.api_payload(analysis), status=201)
+    response["Location"] = reverse("api-analysis", args=[analysis.pk])
+    return response
+
+
+@api_login_required
+@allow("GET")
+def analysis(request, pk: int):
+    found = selectors.analyses_for(request.user).filter(pk=pk).first()
+    if found is None:
+        return error(404, "No such analysis for this account.")
+    return JsonResponse(selectors.api_payload(found))

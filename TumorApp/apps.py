@@ -1,0 +1,8 @@
+"""App config for TumorApp: the web front end of the liver tumour analysis."""
+from django.apps import AppConfig
+
+
+class TumorAppConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "TumorApp"
+    verbose_name = "Liver tumour analysis"

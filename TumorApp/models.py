@@ -1,0 +1,46 @@
+"""Stored analyses (one row + its files per upload) and the per-account first-login flag."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Analysis(models.Model):
+    """One uploaded CT slice and what the pipeline found in it; never overwritten, only deleted."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="analyses")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The user's file name, sanitised, for display only; the stored file has a generated name.
+    original_name = models.CharField(max_length=255)
+    upload = models.FileField(max_length=255)
+    # {"original": "results/<uuid>/original.png", ...}: storage-relative paths of the rendered PNGs.
+    images = models.JSONField(default=dict)
+    # AnalysisResult.to_dict(): exactly what `manage.py analyze --json` prints (minus "file").
+    result = models.JSONField(default=dict)
+    notes = models.JSONField(default=list)
+    tumor_detected = models.BooleanField()
+    stage = models.CharField(max_length=8, blank=True, default="")
+    affected_percent = models.FloatField(default=0.0)
+    spacing_source = models.CharField(max_length=16)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+        verbose_name_plural = "analyses"
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.created_at:%Y-%m-%d %H:%M})"
+
+    @property
+    def lesions(self) -> list[dict]:
+        return self.result.get("tumors", [])
+
+
+class AccountFlags(models.Model):
+    """Per-account state Django's User lacks: the default admin must change its password first."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="flags")
+    must_change_password = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"{self.user}: must_change_password={self.must_change_password}"

@@ -1,0 +1,26 @@
+"""URLs of the app: pages, the JSON API, and redirects from the original .html paths."""
+from django.contrib.auth import views as auth_views
+from django.urls import path
+from django.views.generic import RedirectView
+
+from . import api, views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("detect/", views.detect, name="detect"),
+    path("analyses/", views.history, name="history"),
+    path("analyses/<int:pk>/", views.analysis_detail, name="analysis"),
+    path("analyses/<int:pk>/report/", views.analysis_report, name="analysis-report"),
+    path("analyses/<int:pk>/delete/", views.analysis_delete, name="analysis-delete"),
+    path("analyses/<int:pk>/images/<slug:name>.png", views.analysis_image, name="analysis-image"),
+    path("profile/", views.profile, name="profile"),
+    path("api/analyses/", api.analyses, name="api-analyses"),
+    path("api/analyses/<int:pk>/", api.analysis, name="api-analysis"),
+    # The original application's page names.
+    path("index.html", RedirectView.as_view(pattern_name="home", permanent=True)),
+    path("AdminLogin.html", RedirectView.as_view(pattern_name="login", permanent=True)),
+    path("Detection.html", RedirectView.as_view(pattern_name="detect", permanent=True)),
+    path("UpdateProfile.html", RedirectView.as_view(pattern_name="profile", permanent=True)),
+]

@@ -1,0 +1,146 @@
+"""HTML pages: validate with a form, call one service or selector, render. No image work here."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from TumorApp.analysis.errors import InputError
+
+from . import selectors, services
+from .forms import AnalysisUploadForm, ProfileForm
+from .middleware import wants_json
+
+HISTORY_PAGE_SIZE = 12
+
+SPACING_LABELS = {"dicom": "from DICOM", "user": "entered", "assumed": "assumed"}
+
+
+def _owned(request, pk: int):
+    return get_object_or_404(selectors.analyses_for(request.user), pk=pk)
+
+
+@require_GET
+def home(request):
+    return render(request, "home.html")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def detect(request):
+    form = AnalysisUploadForm(request.POST, request.FILES) if request.method == "POST" else AnalysisUploadForm()
+    if request.method == "POST" and form.is_valid():
+        try:
+            analysis = services.create_analysis(
+                user=request.user, upload=form.cleaned_data["file"],
+                pixel_spacing=form.cleaned_data["pixel_spacing"])
+        except InputError as e:
+            form.add_error("file", str(e))
+        else:
+            return redirect("analysis", pk=analysis.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "analyses/detect.html", {"form": form}, status=status)
+
+
+def _result_context(analysis):
+    return {
+        "analysis": analysis,
+        "result": analysis.result,
+        "lesions": analysis.lesions,
+        "images": selectors.embedded_images(analysis),
+        "spacing_label": SPACING_LABELS.get(analysis.spacing_source, analysis.spacing_source),
+    }
+
+
+@login_required
+@require_GET
+def analysis_detail(request, pk: int):
+    return render(request, "analyses/result.html", _result_context(_owned(request, pk)))
+
+
+@login_required
+@require_GET
+def analysis_report(request, pk: int):
+    return render(request, "analyses/report.html", _result_context(_owned(request, pk)))
+
+
+@login_required
+@require_GET
+def analysis_image(request, pk: int, name: str):
+    data = selectors.image_bytes(_owned(request, pk), name)
+    if data is None:
+        raise Http404("No such image.")
+    response = HttpResponse(data, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def analysis_delete(request, pk: int):
+    analysis = _owned(request, pk)
+    if request.method == "POST":
+        name = analysis.original_name
+        services.delete_analysis(analysis=analysis)
+        messages.success(request, f"Deleted the analysis of {name}.")
+        return redirect("history")
+    return render(request, "analyses/confirm_delete.html", {"analysis": analysis})
+
+
+@login_required
+@require_GET
+def history(request):
+    page = Paginator(selectors.analyses_for(request.user), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "analyses/history.html", {"page": page})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile(request):
+    forced = selectors.must_change_password(request.user)
+    data = request.POST if request.method == "POST" else None
+    form = ProfileForm(data, user=request.user, require_new_password=forced)
+    if request.method == "POST" and form.is_valid():
+        if not form.has_account_changes():
+            messages.info(request, "Nothing to change.")
+            return redirect("profile")
+        password = form.cleaned_data.get("new_password1") or None
+        services.update_account(user=request.user, username=form.cleaned_data["username"], new_password=password)
+        if password:
+            update_session_auth_hash(request, request.user)
+        messages.success(request, "Your account has been updated.")
+        return redirect("detect" if forced else "profile")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "profile.html", {"form": form, "forced": forced}, status=status)
+
+
+def _error(request, status: int, title: str, message: str):
+    if wants_json(request):
+        return JsonResponse({"error": message, "status": status}, status=status)
+    return render(request, "error.html", {"title": title, "message": message}, status=status)
+
+
+def csrf_failure(request, reason=""):
+    return _error(request, 403, "Request refused",
+                  "The form's security token was missing or expired. Reload the page and try again.")
+
+
+def bad_request(request, exception=None):
+    return _error(request, 400, "Bad request", "The request could not be understood.")
+
+
+def permission_denied(request, exception=None):
+    return _error(request, 403, "Not allowed", "You do not have access to this page.")
+
+
+def page_not_found(request, exception=None):
+    return _error(request, 404, "Not found", "There is nothing here, or it belongs to another account.")
+
+
+def server_error(request):
+    return _error(request, 500, "Something went wrong",
+                  "The server could not finish this request. Nothing was saved; please try again.")

@@ -1,0 +1,30 @@
+@echo off
+rem Set up (first run) and serve Liver Tumor Detection and Analysis on http://127.0.0.1:8000 with waitress.
+setlocal
+cd /d "%~dp0"
+
+if not exist ".venv\Scripts\python.exe" (
+  echo Creating .venv ...
+  py -3 -m venv .venv || python -m venv .venv || goto :error
+)
+".venv\Scripts\python.exe" -m pip install --disable-pip-version-check -q -r requirements.txt || goto :error
+
+if not defined SECRET_KEY if not exist ".secret_key" (
+  ".venv\Scripts\python.exe" -c "import secrets; print(secrets.token_urlsafe(50))" > .secret_key
+)
+if not defined DEBUG set DEBUG=0
+
+".venv\Scripts\python.exe" manage.py migrate --noinput || goto :error
+".venv\Scripts\python.exe" manage.py collectstatic --noinput -v0 || goto :error
+".venv\Scripts\python.exe" manage.py ensure_admin || goto :error
+
+if not defined HOST set HOST=127.0.0.1
+if not defined PORT set PORT=8000
+if not defined THREADS set THREADS=8
+echo Serving on http://%HOST%:%PORT%/ (Ctrl+C to stop)
+".venv\Scripts\waitress-serve.exe" --host=%HOST% --port=%PORT% --threads=%THREADS% --max-request-body-size=26214400 --channel-timeout=120 Tumor.wsgi:application
+goto :eof
+
+:error
+echo Set-up failed with error %errorlevel%.
+exit /b %errorlevel%
