@@ -1,0 +1,58 @@
+"""TumorApp/analysis/preprocess.py: the network's input convention."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from TumorApp.analysis.config import CONTRACT
+from TumorApp.analysis.loading import load
+from TumorApp.analysis.preprocess import (display_to_unit, from_network_output, to_network_input,
+                                          to_uint8, to_unit, window_hu)
+
+from .conftest import DICOM_66, SEED_440
+
+
+def test_window_hu_maps_w400_l40_to_unit_range():
+    low = CONTRACT.window_center - CONTRACT.window_width / 2
+    high = CONTRACT.window_center + CONTRACT.window_width / 2
+    out = window_hu(np.array([-1000.0, low, CONTRACT.window_center, high, 3000.0]))
+    np.testing.assert_allclose(out, [0.0, 0.0, 0.5, 1.0, 1.0])
+    assert out.dtype == np.float32
+
+
+def test_display_images_are_divided_by_255():
+    np.testing.assert_allclose(display_to_unit(np.array([0, 51, 255], np.uint8)), [0.0, 0.2, 1.0])
+
+
+def test_dicom_and_seed_become_unit_images_of_their_own_size():
+    for path in (DICOM_66, SEED_440):
+        unit = to_unit(load(path))
+        assert unit.shape == (512, 512) and unit.dtype == np.float32
+        assert 0.0 <= unit.min() and unit.max() <= 1.0
+
+
+def test_network_input_is_square_and_area_averaged():
+    unit = to_unit(load(DICOM_66))
+    x = to_network_input(unit)
+    assert x.shape == (CONTRACT.input_size, CONTRACT.input_size)
+    # Area averaging keeps the mean intensity.
+    assert x.mean() == pytest.approx(unit.mean(), abs=2e-3)
+
+
+def test_non_square_input_is_padded_not_stretched_and_maps_back():
+    image = np.zeros((200, 400), np.float32)
+    image[50:150, 100:200] = 1.0  # a 100x100 square
+    x = to_network_input(image)
+    ys, xs = np.nonzero(x > 0.5)
+    assert (ys.max() - ys.min()) == pytest.approx(xs.max() - xs.min(), abs=1)  # still square
+    back = from_network_output(np.stack([x, x], -1), image.shape)
+    assert back.shape == (200, 400, 2)
+    assert ((back[..., 0] > 0.5) == (image > 0.5)).mean() > 0.99
+
+
+def test_from_network_output_single_channel_keeps_channel_axis():
+    assert from_network_output(np.zeros((128, 128, 1), np.float32), (300, 300)).shape == (300, 300, 1)
+
+
+def test_to_uint8_rounds_and_clips():
+    np.testing.assert_array_equal(to_uint8(np.array([-1.0, 0.5, 2.0])), [0, 128, 255])
