@@ -6,8 +6,9 @@ Rules decided here (documented in the README too):
   (ITU-R 601 luma, transparent pixels composited on black); EXIF orientation is applied.
 * 16-bit greyscale PNG/TIFF: read as ``HU + 1024`` (the common "CT PNG" export, also what a
   DICOM's unsigned stored values are with the usual intercept -1024) when that is plausible:
-  the darkest 1 % of the image is air (<= -500 HU) and nothing exceeds 4000 HU.  Otherwise it
-  is a display image and is min-max normalised, with a note.
+  the darkest 1 % of the image is air (<= -500 HU), the brightest 1 % is at least soft tissue
+  (>= -200 HU) and nothing exceeds 4000 HU.  A 16-bit file holding only 0..255 is an 8-bit
+  display image.  Anything else is a display image and is min-max normalised, with a note.
 * DICOM: the modality LUT (RescaleSlope/Intercept or a LUT) gives HU for CT, PixelSpacing gives
   the spacing.  Known non-CT imaging modalities (MR, US, X-ray, PET, ...) are rejected: the
   network has only seen CT and its output on them would be meaningless.  Files with no or an
@@ -150,8 +151,8 @@ def _load_picture(raw: bytes, filename: str) -> CTSlice:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         values = np.asarray(img, dtype=np.float64)
-        if values.max(initial=0) <= 255 and mode == "I":
-            # A 32-bit container holding 8-bit values.
+        if values.min(initial=0) >= 0 and values.max(initial=0) <= 255:
+            # A 16/32-bit container holding 8-bit display values.
             return _display_slice(values / 255.0, source, 8, filename, notes)
         return _sixteen_bit_slice(values, source, filename, notes)
     if mode == "F":
@@ -188,9 +189,10 @@ def _sixteen_bit_slice(values: np.ndarray, source: str, filename: str, notes: li
 
 
 def _plausible_hu(hu: np.ndarray) -> bool:
-    """A CT slice in HU has air around the body and nothing far above dense bone or metal."""
-    low = np.percentile(hu, 1)
-    return bool(low <= -500 and hu.max() <= 4000 and hu.min() >= -2048)
+    """A CT slice in HU has air around the body, some soft tissue or denser, and nothing far above
+    dense bone or metal."""
+    low, high = np.percentile(hu, [1, 99])
+    return bool(low <= -500 and high >= -200 and hu.max() <= 4000 and hu.min() >= -2048)
 
 
 def _display_slice(values, source, bit_depth, filename, notes) -> CTSlice:
@@ -262,6 +264,11 @@ def _load_dicom(raw: bytes, filename: str, *, guessing: bool = False) -> CTSlice
 
     if modality == "CT":
         hu = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
+        rescaled = "RescaleIntercept" in ds or "ModalityLUTSequence" in ds
+        if not rescaled and not _plausible_hu(hu) and _plausible_hu(hu - HU_OFFSET_16BIT):
+            # No rescale tags and values that only make sense as HU + 1024 (air at 0).
+            hu = hu - HU_OFFSET_16BIT
+            notes.append("The CT file has no rescale intercept; values were read as HU + 1024.")
         if photometric == "MONOCHROME1":
             inverted = np.asarray(apply_modality_lut(_invert_stored(stored, ds), ds), dtype=np.float64)
             if _border_median(inverted) < _border_median(hu):

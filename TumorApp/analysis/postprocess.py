@@ -88,12 +88,11 @@ def dilate_mm(mask: np.ndarray, radius_mm: float, spacing_mm: tuple[float, float
 def lesion_labels(mask: np.ndarray, spacing_mm: tuple[float, float]) -> np.ndarray:
     """8-connected components at least `min_lesion_area_mm2`, relabelled 1..n largest first."""
     labels, count = ndi.label(mask, structure=np.ones((3, 3), bool))
-    out = np.zeros(mask.shape, dtype=np.int32)
     if count == 0:
-        return out
+        return np.zeros(mask.shape, dtype=np.int32)
     areas = np.bincount(labels.ravel())[1:]
     min_px = mm2_to_px(CONTRACT.min_lesion_area_mm2, spacing_mm)
     kept = [i + 1 for i in np.argsort(-areas, kind="stable") if areas[i] >= min_px]
-    for new, old in enumerate(kept, start=1):
-        out[labels == old] = new
-    return out
+    relabel = np.zeros(count + 1, dtype=np.int32)
+    relabel[kept] = np.arange(1, len(kept) + 1, dtype=np.int32)
+    return relabel[labels]

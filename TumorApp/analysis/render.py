@@ -76,12 +76,15 @@ def threshold_image(liver_threshold: np.ndarray, tumor_threshold: np.ndarray) ->
 def components_image(liver: np.ndarray, tumor_labels: np.ndarray) -> np.ndarray:
     """Connected components of the final masks, each in its own colour."""
     liver_labels, liver_count = ndi.label(liver & (tumor_labels == 0), structure=np.ones((3, 3), bool))
-    image = np.zeros(liver.shape + (3,), np.uint8)
+    tumor_count = int(tumor_labels.max(initial=0))
+    # One colour table indexed by a combined label: 0 background, then liver pieces, then lesions.
+    table = np.zeros((1 + liver_count + tumor_count, 3), np.uint8)
     for i in range(1, liver_count + 1):
-        image[liver_labels == i] = _palette(i, saturation=90, value=150)
-    for i in range(1, int(tumor_labels.max(initial=0)) + 1):
-        image[tumor_labels == i] = _palette(i + 7, saturation=230, value=255)
-    return image
+        table[i] = _palette(i, saturation=90, value=150)
+    for i in range(1, tumor_count + 1):
+        table[liver_count + i] = _palette(i + 7, saturation=230, value=255)
+    combined = np.where(tumor_labels > 0, tumor_labels + liver_count, liver_labels)
+    return table[combined]
 
 
 def _palette(i: int, *, saturation: int, value: int) -> tuple[int, int, int]:

@@ -186,3 +186,22 @@ def test_decompression_bomb_is_rejected():
 def test_missing_path_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="Could not read"):
         load(tmp_path / "nope.png")
+
+
+def test_sixteen_bit_png_holding_8_bit_values_is_a_display_image():
+    grey = (load(FREE_105).pixels * 255).round().astype(np.uint16)
+    ct = load(_png_bytes(Image.fromarray(grey)))
+    assert not ct.is_hu
+    np.testing.assert_allclose(ct.pixels, grey / 255.0, atol=1e-6)
+
+
+def test_ct_dicom_without_rescale_tags_stored_as_hu_plus_1024():
+    ds = pydicom.dcmread(DICOM_66)
+    hu = ds.pixel_array.astype(np.int32)  # ircadb: stored value = HU
+    ds.PixelData = (hu + 1024).clip(0, None).astype(np.uint16).tobytes()
+    ds.PixelRepresentation = 0
+    del ds.RescaleIntercept
+    del ds.RescaleSlope
+    ct = load(_dicom_bytes(ds))
+    assert ct.is_hu
+    np.testing.assert_allclose(ct.pixels, np.maximum(hu, -1024))
