@@ -163,12 +163,12 @@ def _finish(ct: CTSlice, unit: np.ndarray, seg: Segmentation, user_spacing: floa
             render_images: bool) -> AnalysisResult:
     notes = list(ct.notes)
     spacing, spacing_source = _resolve_spacing(ct, user_spacing, notes)
-    if seg.mirrored:
-        notes.append("The input looked mirrored (liver on the image right); it was analysed in "
-                     "radiological orientation.")
     masks = clean(seg.liver_prob, seg.tumor_prob, spacing)
     if not masks.liver_found:
         notes.append("No liver was found on this slice.")
+    elif seg.mirrored:  # without a liver the orientation choice means nothing: say nothing
+        notes.append("The input looked mirrored (liver on the image right); it was analysed in "
+                     "radiological orientation.")
     lesions = measure_lesions(masks.tumor_labels, masks.liver, spacing, mirrored=seg.mirrored)
     liver_area, tumor_area = int(masks.liver.sum()), int(masks.tumor.sum())
     staging = stage(lesions, liver_area_px=liver_area, tumor_area_px=tumor_area)

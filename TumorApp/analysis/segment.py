@@ -8,7 +8,8 @@ liver probability) is kept.  Everything returned is mapped back to the input's o
 
 Second pass: the first-pass liver's bounding box (plus `CONTRACT.crop_margin`, made square) is
 cropped, resized to the network input and segmented again; its probabilities replace the
-first-pass ones inside the crop.  Small tumours get about 3x more network pixels this way.
+first-pass ones inside the crop.  On a full-field 512 px slice the liver box is about half the
+image, so the network sees it 1.5-2x finer (2-4x the pixels), which helps small tumours.
 """
 from __future__ import annotations
 
