@@ -172,3 +172,27 @@ def test_analyze_many_matches_analyze():
     single = analyze(SEED_440, segmenter=fake).to_dict()
     (many,) = analyze_many([SEED_440], segmenter=fake)
     assert many.to_dict() == single
+
+
+def test_the_analysis_package_does_not_import_django():
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    code = ("import sys, TumorApp.analysis.pipeline, TumorApp.analysis.network; "
+            "sys.exit(any(m == 'django' or m.startswith('django.') for m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=120).returncode == 0
+
+
+def test_non_square_upload_gives_masks_of_its_own_size():
+    from PIL import Image
+    import io
+
+    grey = np.asarray(Image.open(FREE_105).resize((300, 200)))
+    buf = io.BytesIO()
+    Image.fromarray(grey).save(buf, "PNG")
+    result = analyze(buf.getvalue(), segmenter=IntensitySegmenter())
+    assert result.liver_mask.shape == result.tumor_mask.shape == (200, 300)
+    image = cv2.imdecode(np.frombuffer(result.images["annotated"], np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape[:2] == (200, 300)

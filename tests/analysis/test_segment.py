@@ -9,7 +9,7 @@ from TumorApp.analysis.preprocess import to_unit
 from TumorApp.analysis.segment import segment, segment_many
 
 from .conftest import (DICOM_66, SEED_440, EmptySegmenter, GroundTruthSegmenter, IntensitySegmenter,
-                       dice, read_label, seed_label)
+                       dice, seed_label)
 
 
 def test_radiological_slice_is_not_mirrored_and_maps_back_to_input_grid(gt_66):
