@@ -154,6 +154,7 @@ FILE_UPLOAD_PERMISSIONS = 0o640
 
 # Security: cookies, headers. HTTPS-only settings switch on with HTTPS=1 (behind a TLS proxy).
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = int(os.environ.get("SESSION_HOURS", "10")) * 3600  # about one working day
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_FAILURE_VIEW = "TumorApp.views.csrf_failure"

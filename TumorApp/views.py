@@ -5,8 +5,9 @@ from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template import loader
 from django.views.decorators.http import require_GET, require_http_methods
 
 from TumorApp.analysis.errors import InputError
@@ -142,5 +143,9 @@ def page_not_found(request, exception=None):
 
 
 def server_error(request):
-    return _error(request, 500, "Something went wrong",
-                  "The server could not finish this request. Nothing was saved; please try again.")
+    # Rendered without the request's context (user, session): those may be what failed.
+    title, message = "Something went wrong", "The server could not finish this request. Please try again."
+    if wants_json(request):
+        return JsonResponse({"error": message, "status": 500}, status=500)
+    html = loader.get_template("500.html").render({"title": title, "message": message})
+    return HttpResponseServerError(html)

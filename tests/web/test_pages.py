@@ -68,3 +68,15 @@ def test_unknown_page_is_a_friendly_404(client):
 def test_static_css_is_served(client):
     response = client.get("/static/css/app.css")
     assert response.status_code == 200
+
+
+def test_server_error_page_renders_without_request_context(client, settings):
+    from django.test import RequestFactory
+
+    from TumorApp.views import server_error
+
+    response = server_error(RequestFactory().get("/detect/"))
+    assert response.status_code == 500
+    assert "Something went wrong" in response.content.decode()
+    api = server_error(RequestFactory().get("/api/analyses/"))
+    assert api.status_code == 500 and api["Content-Type"] == "application/json"
