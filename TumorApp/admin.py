@@ -9,7 +9,7 @@ class AnalysisAdmin(admin.ModelAdmin):
     list_display = ("id", "owner", "created_at", "original_name", "tumor_detected", "stage", "affected_percent")
     list_filter = ("tumor_detected", "stage", "spacing_source")
     search_fields = ("original_name", "owner__username")
-    readonly_fields = [f.name for f in Analysis._meta.fields] + ["images", "result", "notes"]
+    readonly_fields = [f.name for f in Analysis._meta.fields]
 
     def has_add_permission(self, request):
         return False

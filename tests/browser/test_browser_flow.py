@@ -22,9 +22,9 @@ pytestmark = [
 
 
 @pytest.fixture
-def page(live_server):
-    # Playwright's sync API runs an event loop in this thread; the test's own DB work is done before it starts.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+def page(live_server, monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; Django would refuse DB work here while it runs.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

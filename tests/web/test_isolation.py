@@ -32,3 +32,16 @@ def test_history_and_api_list_show_only_own_analyses(auth_client, other_client, 
     assert reverse("analysis", args=[theirs.pk]) not in my_history
     their_ids = [item["id"] for item in other_client.get(reverse("api-analyses")).json()["results"]]
     assert their_ids == [theirs.pk]
+
+
+def test_stored_files_are_not_reachable_by_url(auth_client, mine, settings):
+    from pathlib import Path
+
+    assert not str(Path(settings.MEDIA_ROOT).resolve()).startswith(str((Path(settings.BASE_DIR) / "static").resolve()))
+    for prefix in ("/media/", "/static/", "/"):
+        assert auth_client.get(prefix + mine.upload.name).status_code == 404
+
+
+def test_admin_site_is_for_staff_only(auth_client):
+    response = auth_client.get("/admin/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
