@@ -81,3 +81,19 @@ def test_post_without_csrf_token_is_403_json(user):
     response = client.post(URL, {"file": upload()})
     assert response.status_code == 403 and "error" in response.json()
     assert not Analysis.objects.exists()
+
+
+def test_documented_session_and_csrf_flow_works(user):
+    """Log in through the login page, then POST with the csrftoken cookie echoed as X-CSRFToken."""
+    from .helpers import PASSWORD
+
+    client = Client(enforce_csrf_checks=True)
+    client.get(reverse("login"))
+    token = client.cookies["csrftoken"].value
+    response = client.post(reverse("login"), {"username": "radiologist", "password": PASSWORD,
+                                              "csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    token = client.cookies["csrftoken"].value  # rotated at login
+    response = client.post(URL, {"file": upload(DICOM)}, headers={"X-CSRFToken": token})
+    assert response.status_code == 201
+    assert client.get(response["Location"]).json()["id"] == response.json()["id"]
