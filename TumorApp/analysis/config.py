@@ -1,0 +1,37 @@
+"""The model's contract: every constant that defines input, thresholds and staging, declared once."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_WEIGHTS = REPO_ROOT / "model" / "cnn_weights.hdf5"
+
+
+@dataclass(frozen=True)
+class Contract:
+    # Network input: one channel, square, values in [0, 1].
+    input_size: int = 128
+    # Display window applied to Hounsfield units before the network (abdominal W400/L40).
+    window_center: float = 40.0
+    window_width: float = 400.0
+    # Output channels of the network, in order.
+    channels: tuple[str, ...] = ("liver", "tumor")
+    # Probability above which a pixel belongs to the liver / a tumour.
+    liver_threshold: float = 0.5
+    tumor_threshold: float = 0.5
+    # Second pass: crop around the first-pass liver with this margin (fraction of its box).
+    crop_margin: float = 0.15
+    # Post-processing: tumours must lie inside the liver dilated by this many mm.
+    liver_dilation_mm: float = 5.0
+    # Components smaller than this are noise, not lesions (about a 3 mm disc).
+    min_lesion_area_mm2: float = 7.0
+    # A liver smaller than this on the slice is treated as "no liver on this slice".
+    min_liver_area_mm2: float = 300.0
+    # Pixel spacing assumed when neither the file nor the user gives one (typical abdominal CT).
+    assumed_spacing_mm: float = 0.75
+    # Size stage from the largest lesion's longest diameter (AJCC T-category size cut-offs).
+    stage_cutoffs_mm: tuple[float, float] = (20.0, 50.0)
+
+
+CONTRACT = Contract()

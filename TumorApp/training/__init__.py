@@ -1,0 +1,1 @@
+"""Training and evaluation of the liver/tumour network; plain Python, no Django imports."""

@@ -1,0 +1,105 @@
+"""Random 128x128 training views of a slice: full field or liver crop, affine, HU window, noise.
+
+No left-right flips: the network may rely on the liver lying on the image left.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from ..analysis.config import CONTRACT
+from .dataset import Patient
+
+
+def window(hu: np.ndarray, center: float, width: float) -> np.ndarray:
+    lo = center - width / 2.0
+    return np.clip((hu - lo) / width, 0.0, 1.0).astype(np.float32)
+
+
+def display_scale(patient: Patient, idx: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """The slice in [0, 1]: a (randomly jittered, if rng) abdominal window for HU, as-is otherwise."""
+    img = patient.images[idx]
+    if not patient.is_hu:
+        return img.astype(np.float32)
+    if rng is None:
+        return window(img, CONTRACT.window_center, CONTRACT.window_width)
+    center = CONTRACT.window_center + rng.normal(0.0, 20.0)
+    width = CONTRACT.window_width * rng.uniform(0.7, 1.35)
+    return window(img, center, width)
+
+
+def liver_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    ys, xs = np.nonzero(mask)
+    if len(ys) < 20:
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def crop_box(box, margin: float, square: bool, limit: int) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) grown by `margin` of its size on each side, optionally squared."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    if square:
+        w = h = max(w, h)
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    w, h = w * (1 + 2 * margin), h * (1 + 2 * margin)
+    return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+
+
+def _affine(box, size: int, scale: float = 1.0, angle_deg: float = 0.0, shift=(0.0, 0.0)) -> np.ndarray:
+    """Matrix taking output pixel (u, v) of a size x size view to source coordinates inside `box`."""
+    x0, y0, x1, y1 = box
+    sx, sy = (x1 - x0) * scale / size, (y1 - y0) * scale / size
+    a = math.radians(angle_deg)
+    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    lin = rot @ np.diag([sx, sy])
+    centre = np.array([(x0 + x1) / 2 + shift[0] * (x1 - x0), (y0 + y1) / 2 + shift[1] * (y1 - y0)])
+    offset = centre - lin @ np.array([(size - 1) / 2.0, (size - 1) / 2.0])
+    return np.hstack([lin, offset[:, None]]).astype(np.float64)
+
+
+def warp(image: np.ndarray, m: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
+    return cv2.warpAffine(image, m, (size, size),
+                          flags=(cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def targets(labels: np.ndarray) -> np.ndarray:
+    """(H, W) labels -> (H, W, 2) float: whole liver, tumour."""
+    return np.stack([(labels > 0), (labels == 2)], axis=-1).astype(np.float32)
+
+
+def sample_view(patient: Patient, idx: int, rng: np.random.Generator, size: int = CONTRACT.input_size):
+    img = display_scale(patient, idx, rng)
+    labels = patient.labels[idx]
+    full = (0.0, 0.0, float(img.shape[1]), float(img.shape[0]))
+    box = liver_box(labels > 0)
+    if box is not None and (not patient.full_field or rng.random() < 0.5):
+        region = crop_box(box, rng.uniform(0.03, 0.35), square=rng.random() < 0.6, limit=img.shape[0])
+    else:
+        region = full
+    m = _affine(region, size, scale=rng.uniform(0.85, 1.2), angle_deg=rng.uniform(-12, 12),
+                shift=rng.normal(0.0, 0.04, size=2))
+    x = warp(img, m, size)
+    y = (warp(targets(labels), m, size) > 0.5).astype(np.float32)
+    if rng.random() < 0.3:
+        x = np.power(x, rng.uniform(0.75, 1.33)).astype(np.float32)
+    if rng.random() < 0.2:
+        x = cv2.GaussianBlur(x, (3, 3), rng.uniform(0.3, 1.0))
+    if rng.random() < 0.5:
+        x = x + rng.normal(0.0, rng.uniform(0.005, 0.03), x.shape).astype(np.float32)
+    return np.clip(x, 0.0, 1.0), y
+
+
+def slice_weights(patient: Patient) -> np.ndarray:
+    """Sampling probabilities within a patient: half tumour slices, 30% liver only, 20% the rest."""
+    has_tumour = (patient.labels == 2).any(axis=(1, 2))
+    has_liver = (patient.labels > 0).any(axis=(1, 2)) & ~has_tumour
+    other = ~(has_tumour | has_liver)
+    w = np.zeros(len(patient.labels))
+    for group, share in ((has_tumour, 0.5), (has_liver, 0.3), (other, 0.2)):
+        if group.any():
+            w[group] = share / group.sum()
+    return w / w.sum()

@@ -1,0 +1,101 @@
+"""Read the three training patients into one shape: slices in [0, 1] display scale, labels 0/1/2.
+
+Every slice comes out in radiological orientation (patient's right, the liver, on the image
+left), because the network is trained without left-right flips so it can use position.
+Raw HU is kept for the HU sources so augmentation can vary the window.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+PATIENTS = ("seed", "ircadb-01", "lits-117")
+CACHE_SIZE = 256  # slices are stored at this size; the network sees 128x128 views of them
+
+
+@dataclass
+class Patient:
+    name: str
+    images: np.ndarray      # (N, S, S): HU as float32 if is_hu else display values in [0, 1]
+    labels: np.ndarray      # (N, S, S) uint8: 0 background, 1 liver, 2 tumour
+    is_hu: bool
+    full_field: bool        # False for a crop around the liver (lits-117)
+    spacing_mm: float       # in-plane spacing at the stored size
+
+    @property
+    def tumour_slices(self) -> np.ndarray:
+        return np.flatnonzero((self.labels == 2).any(axis=(1, 2)))
+
+
+def _resize_stack(stack: np.ndarray, size: int, nearest: bool) -> np.ndarray:
+    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
+    return np.stack([cv2.resize(s, (size, size), interpolation=interp) for s in stack])
+
+
+def _near_liver(labels: np.ndarray, margin: int) -> np.ndarray:
+    """Indices of slices with liver plus `margin` slices either side (heart, spleen, bowel negatives)."""
+    has = np.flatnonzero(labels.reshape(len(labels), -1).max(1) > 0)
+    lo, hi = max(has.min() - margin, 0), min(has.max() + margin, len(labels) - 1)
+    return np.arange(lo, hi + 1)
+
+
+def read_seed(root: Path, size: int = CACHE_SIZE) -> Patient:
+    """The original app's slices: mirrored, mangled intensities, masks 255 liver / 254 tumour."""
+    names = sorted((root / "images").glob("*.png"), key=lambda p: int(p.stem))
+    masks = np.stack([cv2.imread(str(root / "mask" / p.name), cv2.IMREAD_GRAYSCALE) for p in names])
+    labels = np.where(masks == 254, 2, np.where(masks > 0, 1, 0)).astype(np.uint8)
+    keep = _near_liver(labels, margin=12)
+    images = np.stack([cv2.imread(str(names[i]), cv2.IMREAD_GRAYSCALE) for i in keep])
+    images = images[:, :, ::-1].astype(np.float32) / 255.0          # mirror into radiological view
+    labels = labels[keep][:, :, ::-1]
+    return Patient("seed", _resize_stack(np.ascontiguousarray(images), size, False),
+                   _resize_stack(np.ascontiguousarray(labels), size, True),
+                   is_hu=False, full_field=True, spacing_mm=0.75 * 512 / size)
+
+
+def read_ircadb(root: Path, size: int = CACHE_SIZE) -> Patient:
+    d = np.load(root / "volume.npz")
+    ct, labels = d["ct"].astype(np.float32), d["label"].astype(np.uint8)
+    spacing = float(d["spacing"][1]) * ct.shape[1] / size
+    return Patient("ircadb-01", _resize_stack(ct, size, False), _resize_stack(labels, size, True),
+                   is_hu=True, full_field=True, spacing_mm=spacing)
+
+
+def read_lits(root: Path, size: int = CACHE_SIZE) -> Patient:
+    """A 128^3 crop around the liver; axis 2 is axial and each slice needs a transpose."""
+    d = np.load(root / "volume.npz")
+    ct = np.ascontiguousarray(np.transpose(d["ct"], (2, 1, 0))).astype(np.float32)
+    labels = np.ascontiguousarray(np.transpose(d["label"], (2, 1, 0))).astype(np.uint8)
+    return Patient("lits-117", _resize_stack(ct, size, False), _resize_stack(labels, size, True),
+                   is_hu=True, full_field=False, spacing_mm=float("nan"))
+
+
+READERS = {"seed": read_seed, "ircadb-01": read_ircadb, "lits-117": read_lits}
+
+
+def load_patients(data_dir: Path | str, names=PATIENTS, cache: Path | str | None = None) -> list[Patient]:
+    """Read the named patients from the shared data folder, or from an .npz cache made by `save_cache`."""
+    if cache and Path(cache).is_file():
+        d = np.load(cache)
+        out = []
+        for n in names:
+            is_hu = bool(d[f"{n}/is_hu"])
+            images = d[f"{n}/images"].astype(np.float32)
+            out.append(Patient(n, images if is_hu else images / 255.0, d[f"{n}/labels"], is_hu,
+                               bool(d[f"{n}/full_field"]), float(d[f"{n}/spacing"])))
+        return out
+    data_dir = Path(data_dir)
+    return [READERS[n](data_dir / n) for n in names]
+
+
+def save_cache(patients: list[Patient], path: Path | str) -> None:
+    arrays = {}
+    for p in patients:
+        images = p.images.astype(np.int16) if p.is_hu else np.round(p.images * 255).astype(np.uint8)
+        arrays.update({f"{p.name}/images": images, f"{p.name}/labels": p.labels,
+                       f"{p.name}/is_hu": p.is_hu, f"{p.name}/full_field": p.full_field,
+                       f"{p.name}/spacing": p.spacing_mm})
+    np.savez_compressed(path, **arrays)

@@ -1,0 +1,174 @@
+"""Train the dilated U-Net on a patient-level split; writes weights, history, curves and metadata.
+
+Runs on any Keras 3 backend (TensorFlow on the CPU here; JAX or TensorFlow on a GPU when
+present). Usable without Django: `python -m TumorApp.training.train --data ../shared/data`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..analysis.config import CONTRACT
+from .augment import sample_view, slice_weights
+from .dataset import PATIENTS, load_patients
+
+TUMOUR_LOSS_WEIGHT = 2.0  # tumour dice counts double: it is the small, hard class
+
+
+def combined_loss(y_true, y_pred):
+    """Soft Dice per channel over the batch (tumour weighted) plus binary cross-entropy."""
+    from keras import ops
+
+    axes = (0, 1, 2)
+    inter = ops.sum(y_true * y_pred, axis=axes)
+    denom = ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes)
+    dice = (2.0 * inter + 1.0) / (denom + 1.0)
+    weights = ops.convert_to_tensor([1.0, TUMOUR_LOSS_WEIGHT])
+    dice_loss = ops.sum(weights * (1.0 - dice)) / ops.sum(weights)
+    bce = ops.mean(ops.binary_crossentropy(y_true, y_pred))
+    return dice_loss + bce
+
+
+def _channel_dice(channel: int, name: str):
+    from keras import ops
+
+    def metric(y_true, y_pred):
+        t, p = y_true[..., channel], ops.cast(y_pred[..., channel] > 0.5, "float32")
+        return (2.0 * ops.sum(t * p) + 1.0) / (ops.sum(t) + ops.sum(p) + 1.0)
+
+    metric.__name__ = name
+    return metric
+
+
+def _views(patients, picks):
+    """The views for a list of (patient index, seed) picks; patients drawn equally often."""
+    weights = [slice_weights(p) for p in patients]
+    views = []
+    for pi, s in picks:
+        r = np.random.default_rng(s)
+        views.append(sample_view(patients[pi], int(r.choice(len(weights[pi]), p=weights[pi])), r))
+    return np.stack([v[0] for v in views])[..., None], np.stack([v[1] for v in views])
+
+
+@lru_cache(maxsize=2)
+def _cached_patients(data: str, names: tuple[str, ...], cache: str | None):
+    return load_patients(data, names, cache=cache)
+
+
+def _views_in_worker(data, names, cache, picks):
+    return _views(_cached_patients(data, names, cache), picks)
+
+
+def make_epoch(patients, n: int, seed: int, pool=None, source=None):
+    """n random views; with a process pool (and `source` = (data, names, cache)) spread over its workers."""
+    rng = np.random.default_rng(seed)
+    picks = [(int(rng.integers(len(patients))), int(rng.integers(2**31))) for _ in range(n)]
+    if pool is None:
+        return _views(patients, picks)
+    chunks = [picks[i::pool._max_workers] for i in range(pool._max_workers)]
+    parts = list(pool.map(_views_in_worker, *zip(*[(*source, c) for c in chunks])))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def plot_curves(history: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    a.plot(history["loss"], label="loss (dice + BCE)")
+    a.set_xlabel("epoch"); a.set_title("training loss"); a.legend()
+    b.plot(history["liver_dice"], label="liver Dice")
+    b.plot(history["tumour_dice"], label="tumour Dice")
+    b.set_xlabel("epoch"); b.set_ylim(0, 1); b.set_title("training Dice (augmented views)"); b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 40,
+          samples_per_epoch: int = 1024, batch_size: int = 16, seed: int = 1234,
+          cache: str | None = None, weights_name: str = "cnn_weights.hdf5",
+          init_weights: str | None = None, max_seconds: float | None = None, verbose: int = 1,
+          workers: int = 0) -> dict:
+    import keras
+
+    from ..analysis.network import build_unet, load_weights, save_weights
+
+    keras.utils.set_random_seed(seed)
+    holdout = list(holdout or [])
+    names = [n for n in PATIENTS if n not in holdout]
+    patients = load_patients(data, names, cache=cache)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    model = build_unet()
+    if init_weights:
+        load_weights(model, init_weights)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=combined_loss,
+                  metrics=[_channel_dice(0, "liver_dice"), _channel_dice(1, "tumour_dice")])
+    history = {"loss": [], "liver_dice": [], "tumour_dice": []}
+    started = time.time()
+    # Augmentation is CPU-bound Python: spread it over worker processes (spawned, so they never
+    # inherit the backend's threads) and prepare the next epoch while the current one trains.
+    pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            if workers > 1 else None)
+    source = (data, tuple(names), cache)
+    with ThreadPoolExecutor(1) as prefetch:
+        upcoming = prefetch.submit(make_epoch, patients, samples_per_epoch, seed, pool, source)
+        for epoch in range(epochs):
+            x, y = upcoming.result()
+            if epoch + 1 < epochs:
+                upcoming = prefetch.submit(make_epoch, patients, samples_per_epoch, seed + epoch + 1, pool, source)
+            h = model.fit(x, y, batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch,
+                          shuffle=True, verbose=verbose)
+            for key in history:
+                history[key].append(float(h.history[key][-1]))
+            if max_seconds and time.time() - started > max_seconds:
+                break  # a time-boxed run (e.g. on a lent GPU): the epochs actually run are recorded
+    seconds = time.time() - started
+    if pool:
+        pool.shutdown(cancel_futures=True)
+    save_weights(model, out_dir / weights_name)
+    meta = {
+        "trained_on": names, "held_out": holdout, "epochs": len(history["loss"]),
+        "samples_per_epoch": samples_per_epoch, "batch_size": batch_size, "seed": seed,
+        "optimizer": "Adam 1e-4", "loss": f"soft Dice (tumour x{TUMOUR_LOSS_WEIGHT}) + BCE",
+        "input_size": CONTRACT.input_size, "backend": keras.backend.backend(),
+        "train_seconds": round(seconds, 1), "history": history,
+    }
+    stem = Path(weights_name).name.split(".")[0]
+    (out_dir / f"{stem}.json").write_text(json.dumps(meta, indent=1))
+    plot_curves(history, out_dir / f"{stem}_curves.png")
+    return meta
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--data", default="../shared/data")
+    p.add_argument("--cache", default=None, help="an .npz made by dataset.save_cache, read instead of --data")
+    p.add_argument("--out", default="model")
+    p.add_argument("--holdout", action="append", default=[], choices=PATIENTS)
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--samples-per-epoch", type=int, default=1024)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--weights-name", default="cnn_weights.hdf5")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop after the epoch that passes this")
+    p.add_argument("--workers", type=int, default=0, help="augmentation processes (0: in the main process)")
+    a = p.parse_args(argv)
+    meta = train(a.data, a.out, a.holdout, a.epochs, a.samples_per_epoch, a.batch_size, a.seed,
+                 a.cache, a.weights_name, max_seconds=a.max_seconds, workers=a.workers)
+    print(json.dumps({k: v for k, v in meta.items() if k != "history"}))
+
+
+if __name__ == "__main__":
+    main()
