@@ -1,7 +1,38 @@
 """WSGI entry point (served by waitress from run.sh / run.bat)."""
+import logging
 import os
+import threading
 
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "Tumor.settings")
 application = get_wsgi_application()
+
+
+def _warm_up() -> None:
+    """Load the network in the background, so the first user's upload does not wait for it."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from TumorApp.analysis.errors import InputError
+    from TumorApp.analysis.pipeline import analyze
+
+    # A plain synthetic slice: a grey disc on black. Whatever the pipeline makes of it does not matter.
+    yy, xx = np.mgrid[:256, :256]
+    pixels = np.where((yy - 128) ** 2 + (xx - 128) ** 2 < 100 ** 2, 110, 0).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    try:
+        analyze(buf.getvalue(), filename="warm-up.png")
+    except InputError:
+        pass
+    except Exception:  # a missing weights file is reported by `manage.py check`; the server still starts
+        logging.getLogger("TumorApp").warning("model warm-up failed", exc_info=True)
+    else:
+        logging.getLogger("TumorApp").info("model loaded")
+
+
+if os.environ.get("WARM_UP", "1") == "1":
+    threading.Thread(target=_warm_up, name="model-warm-up", daemon=True).start()

@@ -6,3 +6,6 @@ class TumorAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "TumorApp"
     verbose_name = "Liver tumour analysis"
+
+    def ready(self):
+        from . import checks  # noqa: F401  (registers the system checks)
