@@ -1,10 +1,13 @@
 """HTML pages: validate with a form, call one service or selector, render. No image work here."""
 from __future__ import annotations
 
+import sys
+
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import DatabaseError
 from django.http import Http404, HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import loader
@@ -144,8 +147,14 @@ def page_not_found(request, exception=None):
 
 def server_error(request):
     # Rendered without the request's context (user, session): those may be what failed.
-    title, message = "Something went wrong", "The server could not finish this request. Please try again."
+    status, title, message = 500, "Something went wrong", "The server could not finish this request. Please try again."
+    if isinstance(sys.exc_info()[1], DatabaseError):
+        status, title = 503, "Database unavailable"
+        message = "The database cannot be reached right now. Nothing was lost; please try again in a minute."
     if wants_json(request):
-        return JsonResponse({"error": message, "status": 500}, status=500)
+        return JsonResponse({"error": message, "status": status}, status=status)
     html = loader.get_template("500.html").render({"title": title, "message": message})
-    return HttpResponseServerError(html)
+    response = HttpResponseServerError(html, status=status)
+    if status == 503:
+        response["Retry-After"] = "30"
+    return response

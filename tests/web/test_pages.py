@@ -80,3 +80,19 @@ def test_server_error_page_renders_without_request_context(client, settings):
     assert "Something went wrong" in response.content.decode()
     api = server_error(RequestFactory().get("/api/analyses/"))
     assert api.status_code == 500 and api["Content-Type"] == "application/json"
+
+
+def test_database_failure_is_a_503_page():
+    from django.db import OperationalError
+    from django.test import RequestFactory
+
+    from TumorApp.views import server_error
+
+    try:
+        raise OperationalError("(2003, \"Can't connect to MySQL server\")")
+    except OperationalError:
+        page = server_error(RequestFactory().get("/analyses/"))
+        api = server_error(RequestFactory().get("/api/analyses/"))
+    assert page.status_code == 503 and "Database unavailable" in page.content.decode()
+    assert page["Retry-After"] == "30"
+    assert api.status_code == 503 and b"503" in api.content
