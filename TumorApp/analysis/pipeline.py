@@ -87,7 +87,8 @@ def analyze(data: Source, *, filename: str = "", pixel_spacing: float | None = N
     spacing_user = _check_user_spacing(pixel_spacing)
     ct = load(data, filename=filename)
     unit = to_unit(ct)
-    seg = segment_many([unit], segmenter or _default_segmenter(), second_pass=second_pass)[0]
+    seg = segment_many([unit], segmenter or _default_segmenter(), second_pass=second_pass,
+                       check_mirror=[_may_be_mirrored(ct)])[0]
     return _finish(ct, unit, seg, spacing_user, render_images)
 
 
@@ -118,13 +119,20 @@ def analyze_many(items: Iterable[Source], *, pixel_spacing: float | None = None,
         if loaded and model is None:  # only load the network when there is something to run
             model = _default_segmenter()
         segs = segment_many([unit for _, _, unit in loaded], model, second_pass=second_pass,
-                            batch_size=2 * max(1, batch_size))
+                            batch_size=2 * max(1, batch_size),
+                            check_mirror=[_may_be_mirrored(ct) for _, ct, _ in loaded])
         for (i, ct, unit), seg in zip(loaded, segs):
             outcome[i] = _finish(ct, unit, seg, spacing_user, render_images)
         results.extend(outcome)  # type: ignore[arg-type]
         if progress:
             progress(len(results), len(items))
     return results
+
+
+def _may_be_mirrored(ct: CTSlice) -> bool:
+    """HU data (DICOM, 16-bit HU exports) follow the radiological convention; display pictures
+    (like the original app's mirrored PNG slices) may not, so only those get the mirror test."""
+    return not ct.is_hu
 
 
 def _default_segmenter() -> SegmenterLike:

@@ -10,6 +10,10 @@ Second pass: the first-pass liver's bounding box (plus `CONTRACT.crop_margin`, m
 cropped, resized to the network input and segmented again; its probabilities replace the
 first-pass ones inside the crop.  On a full-field 512 px slice the liver box is about half the
 image, so the network sees it 1.5-2x finer (2-4x the pixels), which helps small tumours.
+The crop only outlines tumours where the whole-slice pass already saw some
+(`CONTRACT.first_pass_gate`): on a held-out patient the ungated crop doubled tumour Dice but
+made most tumour-free slices positive; gated, it keeps the whole-slice pass's specificity.
+HU inputs (DICOM, 16-bit HU) are trusted to be radiological and skip the mirror test.
 """
 from __future__ import annotations
 
@@ -25,6 +29,9 @@ from .preprocess import from_network_output, to_network_input
 # A liver box smaller than this fraction of the image side is not worth a zoomed second pass
 # (it would upsample a few pixels); the crop is widened to at least this size instead.
 MIN_CROP_FRACTION = 0.25
+# The mirrored view is kept only when its summed liver probability exceeds the as-is view's by
+# this factor: ties and near-ties stay as uploaded.
+MIRROR_EVIDENCE = 1.25
 
 
 class SegmenterLike(Protocol):
@@ -41,26 +48,36 @@ class Segmentation:
     crop: tuple[int, int, int, int] | None  # second-pass crop (x, y, w, h) in input pixels
 
 
-def segment(unit: np.ndarray, segmenter: SegmenterLike, *, second_pass: bool = True) -> Segmentation:
+def segment(unit: np.ndarray, segmenter: SegmenterLike, *, second_pass: bool = True,
+            check_mirror: bool = True) -> Segmentation:
     """Segment one [0, 1] slice."""
-    return segment_many([unit], segmenter, second_pass=second_pass)[0]
+    return segment_many([unit], segmenter, second_pass=second_pass, check_mirror=[check_mirror])[0]
 
 
 def segment_many(units: Sequence[np.ndarray], segmenter: SegmenterLike, *, second_pass: bool = True,
-                 batch_size: int = 16) -> list[Segmentation]:
-    """Segment several [0, 1] slices, batching the forward passes (2 per slice, then 1 per crop)."""
+                 batch_size: int = 16, check_mirror: Sequence[bool] | None = None) -> list[Segmentation]:
+    """Segment several [0, 1] slices, batching the forward passes (1-2 per slice, then 1 per crop).
+
+    `check_mirror[i]` False trusts slice i to be radiological (DICOM and HU data follow the
+    convention) and skips the mirrored pass; by default every slice is checked.
+    """
     if not units:
         return []
-    first_inputs = []
-    for unit in units:
+    check = [True] * len(units) if check_mirror is None else [bool(c) for c in check_mirror]
+    first_inputs, slots = [], []
+    for unit, c in zip(units, check):
+        slots.append((len(first_inputs), len(first_inputs) + 1 if c else None))
         first_inputs.append(to_network_input(unit))
-        first_inputs.append(to_network_input(unit[:, ::-1]))
+        if c:
+            first_inputs.append(to_network_input(unit[:, ::-1]))
     first = _predict(segmenter, first_inputs, batch_size)
 
     oriented, probs, mirrored = [], [], []
     for i, unit in enumerate(units):
-        as_is, flipped = first[2 * i], first[2 * i + 1]
-        flip = float(flipped[..., 0].sum()) > float(as_is[..., 0].sum())
+        a, b = slots[i]
+        as_is, flipped = first[a], (first[b] if b is not None else None)
+        # Flip only on clear evidence: a mirrored view must show markedly more liver.
+        flip = flipped is not None and float(flipped[..., 0].sum()) > MIRROR_EVIDENCE * float(as_is[..., 0].sum())
         mirrored.append(flip)
         view = np.ascontiguousarray(unit[:, ::-1]) if flip else unit
         oriented.append(view)
@@ -80,7 +97,9 @@ def segment_many(units: Sequence[np.ndarray], segmenter: SegmenterLike, *, secon
             second = _predict(segmenter, crop_inputs, batch_size)
             for out, i in zip(second, crop_owner):
                 x, y, side = crops[i]
+                gate = _first_pass_gate(probs[i][..., 1])
                 _paste(probs[i], from_network_output(out, (side, side)), x, y)
+                probs[i][..., 1] *= gate
 
     results = []
     for i, unit in enumerate(units):
@@ -100,6 +119,14 @@ def segment_many(units: Sequence[np.ndarray], segmenter: SegmenterLike, *, secon
             crop=crop,
         ))
     return results
+
+
+def _first_pass_gate(tumor_prob: np.ndarray) -> np.ndarray:
+    """Where the second pass may keep tumour: first-pass tumour above the gate, grown by about
+    one network pixel of the whole-slice view so that the crop can widen an outline."""
+    grow = 2 * int(np.ceil(max(tumor_prob.shape) / CONTRACT.input_size)) + 1
+    seen = (tumor_prob > CONTRACT.first_pass_gate).astype(np.uint8)
+    return cv2.dilate(seen, np.ones((grow, grow), np.uint8)).astype(np.float32)
 
 
 def _predict(segmenter: SegmenterLike, inputs: list[np.ndarray], batch_size: int) -> list[np.ndarray]:

@@ -10,12 +10,8 @@ import cv2
 import numpy as np
 
 from ..analysis.config import CONTRACT
+from ..analysis.preprocess import window_hu
 from .dataset import Patient
-
-
-def window(hu: np.ndarray, center: float, width: float) -> np.ndarray:
-    lo = center - width / 2.0
-    return np.clip((hu - lo) / width, 0.0, 1.0).astype(np.float32)
 
 
 def display_scale(patient: Patient, idx: int, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -24,10 +20,10 @@ def display_scale(patient: Patient, idx: int, rng: np.random.Generator | None = 
     if not patient.is_hu:
         return img.astype(np.float32)
     if rng is None:
-        return window(img, CONTRACT.window_center, CONTRACT.window_width)
+        return window_hu(img)
     center = CONTRACT.window_center + rng.normal(0.0, 20.0)
     width = CONTRACT.window_width * rng.uniform(0.7, 1.35)
-    return window(img, center, width)
+    return window_hu(img, center, width)
 
 
 def liver_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:

@@ -30,7 +30,9 @@ class Patient:
         return np.flatnonzero((self.labels == 2).any(axis=(1, 2)))
 
 
-def _resize_stack(stack: np.ndarray, size: int, nearest: bool) -> np.ndarray:
+def _resize_stack(stack: np.ndarray, size: int | None, nearest: bool) -> np.ndarray:
+    if size is None or stack.shape[1:] == (size, size):
+        return stack
     interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
     return np.stack([cv2.resize(s, (size, size), interpolation=interp) for s in stack])
 
@@ -42,7 +44,7 @@ def _near_liver(labels: np.ndarray, margin: int) -> np.ndarray:
     return np.arange(lo, hi + 1)
 
 
-def read_seed(root: Path, size: int = CACHE_SIZE) -> Patient:
+def read_seed(root: Path, size: int | None = CACHE_SIZE) -> Patient:
     """The original app's slices: mirrored, mangled intensities, masks 255 liver / 254 tumour."""
     names = sorted((root / "images").glob("*.png"), key=lambda p: int(p.stem))
     masks = np.stack([cv2.imread(str(root / "mask" / p.name), cv2.IMREAD_GRAYSCALE) for p in names])
@@ -53,18 +55,18 @@ def read_seed(root: Path, size: int = CACHE_SIZE) -> Patient:
     labels = labels[keep][:, :, ::-1]
     return Patient("seed", _resize_stack(np.ascontiguousarray(images), size, False),
                    _resize_stack(np.ascontiguousarray(labels), size, True),
-                   is_hu=False, full_field=True, spacing_mm=0.75 * 512 / size)
+                   is_hu=False, full_field=True, spacing_mm=0.75 * 512 / (size or 512))
 
 
-def read_ircadb(root: Path, size: int = CACHE_SIZE) -> Patient:
+def read_ircadb(root: Path, size: int | None = CACHE_SIZE) -> Patient:
     d = np.load(root / "volume.npz")
     ct, labels = d["ct"].astype(np.float32), d["label"].astype(np.uint8)
-    spacing = float(d["spacing"][1]) * ct.shape[1] / size
+    spacing = float(d["spacing"][1]) * ct.shape[1] / (size or ct.shape[1])
     return Patient("ircadb-01", _resize_stack(ct, size, False), _resize_stack(labels, size, True),
                    is_hu=True, full_field=True, spacing_mm=spacing)
 
 
-def read_lits(root: Path, size: int = CACHE_SIZE) -> Patient:
+def read_lits(root: Path, size: int | None = CACHE_SIZE) -> Patient:
     """A 128^3 crop around the liver; axis 2 is axial and each slice needs a transpose."""
     d = np.load(root / "volume.npz")
     ct = np.ascontiguousarray(np.transpose(d["ct"], (2, 1, 0))).astype(np.float32)
@@ -76,8 +78,9 @@ def read_lits(root: Path, size: int = CACHE_SIZE) -> Patient:
 READERS = {"seed": read_seed, "ircadb-01": read_ircadb, "lits-117": read_lits}
 
 
-def load_patients(data_dir: Path | str, names=PATIENTS, cache: Path | str | None = None) -> list[Patient]:
-    """Read the named patients from the shared data folder, or from an .npz cache made by `save_cache`."""
+def load_patients(data_dir: Path | str, names=PATIENTS, cache: Path | str | None = None,
+                  size: int | None = CACHE_SIZE) -> list[Patient]:
+    """Read the named patients (slices resized to `size`, None: native), or an .npz cache from `save_cache`."""
     if cache and Path(cache).is_file():
         d = np.load(cache)
         out = []
@@ -88,7 +91,7 @@ def load_patients(data_dir: Path | str, names=PATIENTS, cache: Path | str | None
                                bool(d[f"{n}/full_field"]), float(d[f"{n}/spacing"])))
         return out
     data_dir = Path(data_dir)
-    return [READERS[n](data_dir / n) for n in names]
+    return [READERS[n](data_dir / n, size) for n in names]
 
 
 def save_cache(patients: list[Patient], path: Path | str) -> None:

@@ -149,6 +149,14 @@ def test_corrupt_upload_raises_input_error():
 def test_second_pass_runs_by_default():
     fake = IntensitySegmenter()
     analyze(DICOM_66, segmenter=fake)
+    # DICOM is HU and radiological by convention: one whole-slice pass, then the liver crop.
+    assert [len(b) for b in fake.batches] == [1, 1]
+
+
+def test_display_pictures_get_the_mirror_test():
+    fake = IntensitySegmenter()
+    analyze(SEED_440, segmenter=fake)
+    # A PNG may be mirrored (the seed slices are): as-is and mirrored together, then the crop.
     assert [len(b) for b in fake.batches] == [2, 1]
 
 
@@ -162,8 +170,9 @@ def test_analyze_many_keeps_order_and_reports_errors(tmp_path):
     assert [type(o).__name__ for o in outcomes] == ["AnalysisResult", "InputError", "AnalysisResult",
                                                    "AnalysisResult"]
     assert seen == [(2, 4), (4, 4)]
-    # Batched: first passes of the 2-file chunks go through together (2 inputs per slice).
-    assert [len(b) for b in fake.batches][:2] == [2, 1]
+    # Batched per chunk: the first chunk holds one readable DICOM (1 whole-slice input, no mirror
+    # test for HU data), then its crop.
+    assert [len(b) for b in fake.batches][:2] == [1, 1]
     assert outcomes[0].images == {}  # no rendering unless asked
 
 
