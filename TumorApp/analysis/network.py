@@ -1,14 +1,28 @@
-"""The dilated U-Net: build it, save/load its weights (legacy Keras HDF5), predict liver and tumour."""
+"""The dilated U-Net: build it, save/load its weights (legacy Keras HDF5), predict liver and tumour.
+
+Inference runs on ONNX Runtime: the HDF5 weights stay the source of truth and are exported once to
+an ONNX graph cached under `var/cache/onnx/`, keyed by the weights' hash and the network code.
+The export (TensorFlow + tf2onnx) runs in a child process, so a serving process never imports
+TensorFlow: on two CPU cores ORT's forward pass is ~3x faster than a `tf.function`, the process
+starts in a second instead of several, and it stays a few hundred MiB smaller.  Should the export
+or ONNX Runtime fail, `Segmenter` falls back to a `tf.function` over the Keras model.
+"""
 from __future__ import annotations
 
+import hashlib
+import inspect
+import logging
 import os
+import subprocess
+import sys
+import tempfile
 import threading
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from .config import CONTRACT, DEFAULT_WEIGHTS
+from .config import CONTRACT, DEFAULT_WEIGHTS, REPO_ROOT
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -63,28 +77,164 @@ def load_weights(model, path: Path | str) -> None:
         legacy_h5_format.load_weights_from_hdf5_group(f, model)
 
 
-class Segmenter:
-    """The network with its weights, built once; `predict` is safe to call from several threads."""
+log = logging.getLogger(__name__)
 
-    def __init__(self, weights: Path | str = DEFAULT_WEIGHTS):
+# Bump when the export itself changes (opset, converter options): cached graphs are then rebuilt.
+EXPORT_VERSION = 1
+ONNX_OPSET = 17
+INPUT_NAME = "ct"
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def inference_threads() -> int:
+    """Threads for one forward pass: all cores (`INFERENCE_THREADS` overrides).
+
+    Forward passes are serialised by `Segmenter`'s lock, so waitress's request threads never run
+    two passes at once on the same cores; they only overlap the cheap stages around them."""
+    return max(1, int(os.environ.get("INFERENCE_THREADS", 0)) or _cpu_count())
+
+
+def cache_dir() -> Path:
+    """Where exported graphs live: `ONNX_CACHE_DIR`, else `<TUMOR_VAR_DIR or var/>/cache/onnx`."""
+    if os.environ.get("ONNX_CACHE_DIR"):
+        return Path(os.environ["ONNX_CACHE_DIR"])
+    return Path(os.environ.get("TUMOR_VAR_DIR", REPO_ROOT / "var")) / "cache" / "onnx"
+
+
+def onnx_path_for(weights: Path | str) -> Path:
+    """The cached graph for these weights: named by a hash of the weights and the network code."""
+    digest = hashlib.sha256()
+    with open(weights, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    digest.update(inspect.getsource(build_unet).encode())
+    digest.update(repr((ENCODER_FILTERS, BOTTLENECK_FILTERS, DILATION, CONTRACT.input_size,
+                        CONTRACT.channels, EXPORT_VERSION, ONNX_OPSET)).encode())
+    return cache_dir() / f"dilated_unet-{digest.hexdigest()[:20]}.onnx"
+
+
+def export_onnx(weights: Path | str, out: Path | str) -> Path:
+    """Build the network, load `weights`, write the ONNX graph to `out` (atomically). Imports TF."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import tensorflow as tf
+    import tf2onnx
+
+    model = build_unet()
+    load_weights(model, weights)
+    spec = (tf.TensorSpec((None, CONTRACT.input_size, CONTRACT.input_size, 1), tf.float32, name=INPUT_NAME),)
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=ONNX_OPSET)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Write next to the target and rename: a concurrent reader sees no file or the whole file.
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(proto.SerializeToString())
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def ensure_onnx(weights: Path | str, *, timeout: float = 600) -> Path:
+    """The cached ONNX graph for `weights`, exported in a child process when missing."""
+    path = onnx_path_for(weights)
+    if path.is_file():
+        return path
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    log.info("exporting %s to %s", weights, path)
+    done = subprocess.run([sys.executable, "-m", "TumorApp.analysis.network", "export", str(weights), str(path)],
+                          env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0 or not path.is_file():
+        raise RuntimeError(f"ONNX export failed ({done.returncode}): {done.stderr[-2000:]}")
+    return path
+
+
+class Segmenter:
+    """The network with its weights, loaded once; `predict` is safe to call from several threads.
+
+    `backend`: "onnx" (default; `INFERENCE_BACKEND` overrides) or "tf" (a `tf.function` over the
+    Keras model, also the fallback when the ONNX export or ONNX Runtime is unavailable).
+    """
+
+    def __init__(self, weights: Path | str = DEFAULT_WEIGHTS, *, backend: str | None = None):
         self.weights = Path(weights)
         if not self.weights.is_file():
             raise FileNotFoundError(f"model weights not found: {self.weights}")
+        # One forward pass at a time: each already uses every core, so concurrent passes would
+        # only fight over them; the lock is held for the pass alone, not pre/post-processing.
+        self._lock = threading.Lock()
+        self.backend = (backend or os.environ.get("INFERENCE_BACKEND") or "onnx").lower()
+        if self.backend not in ("onnx", "tf"):
+            raise ValueError(f"unknown inference backend {self.backend!r} (onnx or tf)")
+        if self.backend == "onnx":
+            try:
+                self._init_onnx()
+            except Exception:
+                log.warning("ONNX Runtime unavailable, falling back to TensorFlow", exc_info=True)
+                self.backend = "tf"
+        if self.backend == "tf":
+            self._init_tf()
+
+    def _init_onnx(self) -> None:
+        import onnxruntime as ort
+
+        self.onnx_path = ensure_onnx(self.weights)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = inference_threads()
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle pool threads sleep instead of spinning: the other request threads need the cores
+        # for decoding, post-processing and PNG encoding between passes.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+        self._forward = lambda x: self._session.run(None, {self._input: x})[0]
+
+    def _init_tf(self) -> None:
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        import tensorflow as tf
+
+        try:  # only possible before TensorFlow has started its thread pools
+            tf.config.threading.set_intra_op_parallelism_threads(inference_threads())
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:
+            pass
         self.model = build_unet()
         load_weights(self.model, self.weights)
-        self._lock = threading.Lock()
+        size = CONTRACT.input_size
+        call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True,
+                           input_signature=[tf.TensorSpec((None, size, size, 1), tf.float32)])
+        self._forward = lambda x: call(x).numpy()
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """(N, S, S) or (N, S, S, 1) floats in [0, 1] -> (N, S, S, channels) probabilities."""
         x = np.asarray(batch, dtype=np.float32)
         if x.ndim == 3:
             x = x[..., None]
+        x = np.ascontiguousarray(x)
         with self._lock:
-            y = self.model(x, training=False)
-        return np.asarray(y)
+            y = self._forward(x)
+        return np.asarray(y, dtype=np.float32)
 
 
 @lru_cache(maxsize=4)
 def get_segmenter(weights: str = str(DEFAULT_WEIGHTS)) -> Segmenter:
     """One Segmenter per weights file per process."""
     return Segmenter(weights)
+
+
+if __name__ == "__main__":  # `python -m TumorApp.analysis.network export WEIGHTS OUT` (used by ensure_onnx)
+    if len(sys.argv) != 4 or sys.argv[1] != "export":
+        sys.exit("usage: python -m TumorApp.analysis.network export WEIGHTS OUT.onnx")
+    print(export_onnx(sys.argv[2], sys.argv[3]))

@@ -1,0 +1,93 @@
+"""The inference path (ONNX Runtime on the graph exported from the HDF5 weights) against Keras."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from TumorApp.analysis.config import DEFAULT_WEIGHTS
+from TumorApp.analysis.loading import load
+from TumorApp.analysis.preprocess import to_network_input, to_unit
+
+from .conftest import DICOM_66, SEED_440
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="model/cnn_weights.hdf5 missing"),
+]
+
+
+@pytest.fixture(scope="module")
+def batch() -> np.ndarray:
+    """Two real slices as the network sees them: the DICOM and the (mirrored) seed PNG."""
+    units = [to_unit(load(DICOM_66)), to_unit(load(SEED_440))]
+    return np.stack([to_network_input(u) for u in units]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def keras_output(batch) -> np.ndarray:
+    from TumorApp.analysis.network import build_unet, load_weights
+
+    model = build_unet()
+    load_weights(model, DEFAULT_WEIGHTS)
+    return np.asarray(model(batch[..., None], training=False))
+
+
+def test_onnx_path_matches_keras_on_real_slices(batch, keras_output):
+    from TumorApp.analysis.network import get_segmenter
+
+    segmenter = get_segmenter()
+    assert segmenter.backend == "onnx"
+    out = segmenter.predict(batch)
+    assert out.shape == (2, 128, 128, 2) and out.dtype == np.float32
+    assert np.abs(out - keras_output).max() < 1e-4
+    # The slices are not blank to the network: the comparison covers real liver probabilities.
+    assert out[0, ..., 0].max() > 0.5
+
+
+def test_tf_function_fallback_matches_keras(batch, keras_output):
+    from TumorApp.analysis.network import Segmenter
+
+    out = Segmenter(DEFAULT_WEIGHTS, backend="tf").predict(batch[..., None])
+    assert np.abs(out - keras_output).max() < 1e-4
+
+
+def test_predict_from_several_threads_gives_the_same_answers(batch):
+    from TumorApp.analysis.network import get_segmenter
+
+    segmenter = get_segmenter()
+    expected = [segmenter.predict(batch[i:i + 1]) for i in range(2)]
+    results, errors = {}, []
+
+    def work(k: int) -> None:
+        try:
+            results[k] = segmenter.predict(batch[k % 2:k % 2 + 1])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for k, out in results.items():
+        assert np.abs(out - expected[k % 2]).max() < 1e-5
+
+
+def test_segmenter_is_built_once_per_process():
+    from TumorApp.analysis.network import get_segmenter
+
+    assert get_segmenter() is get_segmenter()
+
+
+def test_export_is_cached_by_weights_hash(tmp_path, monkeypatch):
+    from TumorApp.analysis import network
+
+    monkeypatch.setenv("ONNX_CACHE_DIR", str(tmp_path))
+    path = network.onnx_path_for(DEFAULT_WEIGHTS)
+    assert path.parent == tmp_path and not path.exists()
+    other = tmp_path / "other.hdf5"
+    other.write_bytes(DEFAULT_WEIGHTS.read_bytes()[:-1] + b"\0")
+    assert network.onnx_path_for(other) != path
