@@ -6,7 +6,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from TumorApp.analysis.config import CONTRACT
-from TumorApp.analysis.postprocess import clean, dilate_mm, mm2_to_px
+from TumorApp.analysis.postprocess import clean, dilate_mm, fill_holes, mm2_to_px
 
 SPACING = (0.57, 0.57)
 
@@ -91,3 +91,13 @@ def test_anisotropic_dilation_is_physical():
     grown = dilate_mm(mask, 5.0, (1.0, 0.5))  # rows 1 mm, columns 0.5 mm
     ys, xs = np.nonzero(grown)
     assert ys.max() - 50 == 5 and xs.max() - 50 == 10
+
+
+def test_fill_holes_matches_scipy(gt_66):
+    """The flood-fill hole filling gives scipy's binary_fill_holes pixels exactly."""
+    rng = np.random.default_rng(7)
+    masks = [gt_66 == 1, gt_66 == 0, np.zeros((5, 7), bool), np.ones((6, 4), bool)]
+    masks += [cv2.GaussianBlur(rng.random((60 + i, 90)), (0, 0), 1 + i % 3) > 0.5 for i in range(30)]
+    masks += [rng.random((40, 50)) > 0.3 + 0.01 * i for i in range(30)]
+    for mask in masks:
+        np.testing.assert_array_equal(fill_holes(mask), ndi.binary_fill_holes(mask))
