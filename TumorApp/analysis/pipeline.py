@@ -184,14 +184,14 @@ def _finish(ct: CTSlice, unit: np.ndarray, seg: Segmentation, user_spacing: floa
     images: dict[str, bytes] = {}
     if render_images:
         grey = to_uint8(unit)
-        images = {
-            "original": render.png(grey),
-            "annotated": render.png(render.annotated(grey, masks.liver, masks.tumor_labels, lesions)),
-            "mask": render.png(render.mask_image(masks.liver, masks.tumor)),
-            "probability": render.png(render.probability_image(grey, seg.liver_prob, seg.tumor_prob)),
-            "threshold": render.png(render.threshold_image(masks.liver_threshold, masks.tumor_threshold)),
-            "components": render.png(render.components_image(masks.liver, masks.tumor_labels)),
-        }
+        images = render.pngs({
+            "original": grey,
+            "annotated": render.annotated(grey, masks.liver, masks.tumor_labels, lesions),
+            "mask": render.mask_image(masks.liver, masks.tumor),
+            "probability": render.probability_image(grey, seg.liver_prob, seg.tumor_prob),
+            "threshold": render.threshold_image(masks.liver_threshold, masks.tumor_threshold),
+            "components": render.components_image(masks.liver, masks.tumor_labels),
+        })
     return AnalysisResult(
         tumor_detected=staging.tumor_detected,
         stage=staging.stage,

@@ -53,3 +53,11 @@ def test_probability_image_is_colour_mapped():
     assert r > b  # tumour hot
     b, g, r = image[5, 5].astype(int)
     assert b > r  # background cold
+
+
+def test_pngs_encodes_each_picture_like_png_in_order():
+    rng = np.random.default_rng(3)
+    images = {f"p{i}": rng.integers(0, 256, (40 + i, 30, 3), dtype=np.uint8) for i in range(6)}
+    encoded = render.pngs(images)
+    assert list(encoded) == list(images)
+    assert all(encoded[k] == render.png(v) for k, v in images.items())
