@@ -124,6 +124,8 @@ def main() -> None:
     parser.add_argument("--threads", default=os.environ.get("THREADS", "8"), help="waitress threads (run.sh default 8)")
     parser.add_argument("--warm", type=int, default=6, help="uploads before measuring (default 6)")
     parser.add_argument("--files", choices=["mixed", "dicom", "png"], default="mixed")
+    parser.add_argument("--cold-cache", action="store_true",
+                        help="empty ONNX cache: the server exports the graph from the HDF5 at start (once per weights)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
 
@@ -133,7 +135,8 @@ def main() -> None:
     env = dict(os.environ, DEBUG="0", TUMOR_VAR_DIR=str(tmp), MEDIA_ROOT=str(tmp / "media"),
                DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}", SECRET_KEY="bench-only-" + os.urandom(16).hex(),
                # The exported ONNX graph is shared with the checkout (keyed by the weights' hash).
-               ONNX_CACHE_DIR=os.environ.get("ONNX_CACHE_DIR", str(REPO / "var" / "cache" / "onnx")))
+               ONNX_CACHE_DIR=str(tmp / "onnx") if args.cold_cache else
+               os.environ.get("ONNX_CACHE_DIR", str(REPO / "var" / "cache" / "onnx")))
     env.pop("DJANGO_SETTINGS_MODULE", None)
     server = None
     try:
