@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -228,10 +227,18 @@ class Segmenter:
         return np.asarray(y, dtype=np.float32)
 
 
-@lru_cache(maxsize=4)
+_SEGMENTERS: dict[str, Segmenter] = {}
+# Held while building, so that the start-up warm-up and a first upload arriving meanwhile share
+# one Segmenter (and one ONNX export) instead of racing to make two.
+_SEGMENTERS_LOCK = threading.Lock()
+
+
 def get_segmenter(weights: str = str(DEFAULT_WEIGHTS)) -> Segmenter:
     """One Segmenter per weights file per process."""
-    return Segmenter(weights)
+    with _SEGMENTERS_LOCK:
+        if weights not in _SEGMENTERS:
+            _SEGMENTERS[weights] = Segmenter(weights)
+        return _SEGMENTERS[weights]
 
 
 if __name__ == "__main__":  # `python -m TumorApp.analysis.network export WEIGHTS OUT` (used by ensure_onnx)

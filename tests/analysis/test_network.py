@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -91,3 +92,24 @@ def test_export_is_cached_by_weights_hash(tmp_path, monkeypatch):
     other = tmp_path / "other.hdf5"
     other.write_bytes(DEFAULT_WEIGHTS.read_bytes()[:-1] + b"\0")
     assert network.onnx_path_for(other) != path
+
+
+def test_concurrent_first_calls_share_one_segmenter(monkeypatch):
+    from TumorApp.analysis import network
+
+    built = []
+
+    class Counting:
+        def __init__(self, weights):
+            time.sleep(0.05)  # building takes a while: long enough for the threads to race
+            built.append(weights)
+
+    monkeypatch.setattr(network, "_SEGMENTERS", {})
+    monkeypatch.setattr(network, "Segmenter", Counting)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(network.get_segmenter("w.hdf5"))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 1 and all(g is got[0] for g in got)
