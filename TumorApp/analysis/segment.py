@@ -3,8 +3,10 @@
 Orientation: the network was trained in radiological orientation (liver on the image left) and
 without left-right flips, so it uses position.  Uploads are not always in that orientation (the
 original app's own slices are mirrored), so every slice goes through the network twice in one
-batch, as is and mirrored, and the orientation whose liver prediction is stronger (larger summed
-liver probability) is kept.  Everything returned is mapped back to the input's own pixel grid.
+batch, as is and mirrored, and the mirrored view is kept only when it puts markedly more liver
+probability on the image-left half than the view as uploaded (on held-out IRCADb W400/L40 PNGs
+this flipped 1 of 98 liver slices; the seed PNGs are flipped on 58 of 65 sampled liver slices;
+comparing whole-image liver sums instead flipped 23 of 98 held-out slices).  Everything returned is mapped back to the input's own pixel grid.
 
 Second pass: the first-pass liver's bounding box (plus `CONTRACT.crop_margin`, made square) is
 cropped, resized to the network input and segmented again; its probabilities replace the
@@ -29,8 +31,8 @@ from .preprocess import from_network_output, to_network_input
 # A liver box smaller than this fraction of the image side is not worth a zoomed second pass
 # (it would upsample a few pixels); the crop is widened to at least this size instead.
 MIN_CROP_FRACTION = 0.25
-# The mirrored view is kept only when its summed liver probability exceeds the as-is view's by
-# this factor: ties and near-ties stay as uploaded.
+# The mirrored view is kept only when its image-left liver probability exceeds the as-is view's
+# by this factor: ties and near-ties stay as uploaded.
 MIRROR_EVIDENCE = 1.25
 
 
@@ -76,8 +78,9 @@ def segment_many(units: Sequence[np.ndarray], segmenter: SegmenterLike, *, secon
     for i, unit in enumerate(units):
         a, b = slots[i]
         as_is, flipped = first[a], (first[b] if b is not None else None)
-        # Flip only on clear evidence: a mirrored view must show markedly more liver.
-        flip = flipped is not None and float(flipped[..., 0].sum()) > MIRROR_EVIDENCE * float(as_is[..., 0].sum())
+        # Radiological orientation puts the liver on the image left: flip only when the mirrored
+        # view puts markedly more liver there than the view as uploaded.
+        flip = flipped is not None and _left_liver(flipped) > MIRROR_EVIDENCE * _left_liver(as_is)
         mirrored.append(flip)
         view = np.ascontiguousarray(unit[:, ::-1]) if flip else unit
         oriented.append(view)
@@ -119,6 +122,11 @@ def segment_many(units: Sequence[np.ndarray], segmenter: SegmenterLike, *, secon
             crop=crop,
         ))
     return results
+
+
+def _left_liver(probs: np.ndarray) -> float:
+    """Summed liver probability on the image-left half of a network output."""
+    return float(probs[:, : probs.shape[1] // 2, 0].sum())
 
 
 def _first_pass_gate(tumor_prob: np.ndarray) -> np.ndarray:

@@ -43,6 +43,8 @@ def summarise(gt_liver, gt_tumour, pred_liver, pred_tumour, scores) -> dict:
         "liver_dice_pooled": dice(gt_liver, pred_liver),
         "sensitivity": tp / (tp + fn) if tp + fn else None,
         "specificity": tn / (tn + fp) if tn + fp else None,
+        # The harder negatives: tumour-free slices that do show liver.
+        "specificity_liver_slices": (lambda neg: float((~det[neg]).mean()) if neg.any() else None)(has_l & ~has_t),
         "roc_auc": roc_auc(np.asarray(scores, dtype=float), has_t),
         "confusion": {"tp": tp, "fn": fn, "fp": fp, "tn": tn},
     }

@@ -20,6 +20,7 @@ ROWS = [("tumour Dice, mean over tumour slices", "tumour_dice_mean"),
         ("liver Dice, pooled", "liver_dice_pooled"),
         ("slice detection sensitivity", "sensitivity"),
         ("slice detection specificity", "specificity"),
+        ("specificity on tumour-free slices with liver", "specificity_liver_slices"),
         ("slice detection ROC AUC", "roc_auc")]
 
 
