@@ -1,7 +1,7 @@
 """Admin views of analyses (read-mostly) and account flags, for the administrator."""
 from django.contrib import admin
 
-from .models import AccountFlags, Analysis
+from .models import AccountFlags, Analysis, AuditEvent
 
 
 @admin.register(Analysis)
@@ -18,3 +18,23 @@ class AnalysisAdmin(admin.ModelAdmin):
 @admin.register(AccountFlags)
 class AccountFlagsAdmin(admin.ModelAdmin):
     list_display = ("user", "must_change_password")
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: the trail is written by the application, never edited by hand."""
+
+    list_display = ("timestamp", "username", "action", "analysis_id", "ip")
+    list_filter = ("action",)
+    search_fields = ("username", "ip")
+    date_hierarchy = "timestamp"
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -10,6 +10,7 @@ from TumorApp.analysis.errors import InputError
 
 from . import selectors, services
 from .forms import AnalysisUploadForm
+from .models import AuditEvent
 
 LIST_LIMIT = 50
 
@@ -64,7 +65,8 @@ def analyses(request):
         return error(413 if too_large else 400, " ".join(m for ms in errors.values() for m in ms), fields=errors)
     try:
         analysis = services.create_analysis(user=request.user, upload=form.cleaned_data["file"],
-                                            pixel_spacing=form.cleaned_data["pixel_spacing"])
+                                            pixel_spacing=form.cleaned_data["pixel_spacing"],
+                                            ip=services.client_ip(request), action=AuditEvent.Action.API_ANALYSE)
     except InputError as e:
         return error(400, str(e), fields={"file": [str(e)]})
     response = JsonResponse(selectors.api_payload(analysis), status=201)
@@ -78,4 +80,6 @@ def analysis(request, pk: int):
     found = selectors.analyses_for(request.user).filter(pk=pk).first()
     if found is None:
         return error(404, "No such analysis for this account.")
+    services.record_event(action=AuditEvent.Action.API_VIEW, user=request.user, analysis_id=found.pk,
+                          ip=services.client_ip(request))
     return JsonResponse(selectors.api_payload(found))

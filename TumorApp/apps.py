@@ -8,4 +8,4 @@ class TumorAppConfig(AppConfig):
     verbose_name = "Liver tumour analysis"
 
     def ready(self):
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import checks, signals  # noqa: F401  (registers the system checks and the audit receivers)

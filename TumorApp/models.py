@@ -44,3 +44,36 @@ class AccountFlags(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}: must_change_password={self.must_change_password}"
+
+
+class AuditEvent(models.Model):
+    """Who logged in (or failed), analysed, viewed or deleted which analysis, when; append-only.
+
+    `username` is kept as text so the trail survives the user's deletion or renaming, and so failed
+    logins for unknown names are recorded; `analysis_id` is a plain number so deletions stay visible.
+    """
+
+    class Action(models.TextChoices):
+        LOGIN = "login", "logged in"
+        LOGIN_FAILED = "login_failed", "failed to log in"
+        LOGOUT = "logout", "logged out"
+        ANALYSE = "analyse", "analysed (web)"
+        API_ANALYSE = "api_analyse", "analysed (API)"
+        VIEW = "view", "viewed"
+        API_VIEW = "api_view", "viewed (API)"
+        DELETE = "delete", "deleted"
+
+    timestamp = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="audit_events")
+    username = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=16, choices=Action.choices, db_index=True)
+    analysis_id = models.BigIntegerField(null=True, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+
+    def __str__(self) -> str:
+        target = f" analysis {self.analysis_id}" if self.analysis_id else ""
+        return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.get_action_display()}{target}"

@@ -6,7 +6,7 @@ import base64
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 
-from .models import AccountFlags, Analysis
+from .models import AccountFlags, Analysis, AuditEvent
 
 # Order in which result images are shown, with their captions.
 IMAGE_CAPTIONS = {
@@ -56,3 +56,8 @@ def api_payload(analysis: Analysis) -> dict:
     """The JSON of `manage.py analyze --json` for this analysis, plus its id and timestamp."""
     return {"id": analysis.pk, "created_at": analysis.created_at.isoformat(),
             "file": analysis.original_name, **analysis.result}
+
+
+def audit_events():
+    """The audit trail, newest first, for the staff-only audit page."""
+    return AuditEvent.objects.all()

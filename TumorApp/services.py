@@ -12,7 +12,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from .models import AccountFlags, Analysis
+from .models import AccountFlags, Analysis, AuditEvent
 
 log = logging.getLogger("TumorApp.audit")
 
@@ -45,8 +45,24 @@ def _thumbnail(png: bytes) -> bytes:
     return out.getvalue()
 
 
-def create_analysis(*, user, upload, pixel_spacing: float | None = None) -> Analysis:
-    """Analyse one uploaded slice, then store its file, images and row together.
+def client_ip(request) -> str | None:
+    """The peer address as the WSGI server saw it (no X-Forwarded-For: a client could forge it)."""
+    return (request.META.get("REMOTE_ADDR") or None) if request is not None else None
+
+
+def record_event(*, action: str, user=None, username: str = "", analysis_id: int | None = None,
+                 ip: str | None = None) -> AuditEvent:
+    """Append one audit event; `username` defaults to the user's current name."""
+    if user is not None and not getattr(user, "is_authenticated", False):
+        user = None
+    name = username or (user.get_username() if user is not None else "")
+    return AuditEvent.objects.create(user=user, username=name[:150], action=action,
+                                     analysis_id=analysis_id, ip=ip or None)
+
+
+def create_analysis(*, user, upload, pixel_spacing: float | None = None, ip: str | None = None,
+                    action: str = AuditEvent.Action.ANALYSE) -> Analysis:
+    """Analyse one uploaded slice, then store its file, images, row and audit event together.
 
     The analysis runs first, so bad input (InputError) writes nothing. The files and the row
     are written in one transaction; on any failure the files written so far are removed.
@@ -91,6 +107,7 @@ def create_analysis(*, user, upload, pixel_spacing: float | None = None) -> Anal
                 affected_percent=float(result.affected_percent or 0.0),
                 spacing_source=result.spacing_source,
             )
+            record_event(action=action, user=user, analysis_id=analysis.pk, ip=ip)
     except BaseException:
         for path in saved:
             try:
@@ -102,12 +119,13 @@ def create_analysis(*, user, upload, pixel_spacing: float | None = None) -> Anal
     return analysis
 
 
-def delete_analysis(*, analysis: Analysis) -> None:
-    """Delete the row, then (once committed) its stored files."""
+def delete_analysis(*, analysis: Analysis, ip: str | None = None) -> None:
+    """Delete the row (and record who did), then (once committed) its stored files."""
     paths = [analysis.upload.name, *analysis.images.values()]
     pk, owner = analysis.pk, analysis.owner.get_username()
     with transaction.atomic():
         analysis.delete()
+        record_event(action=AuditEvent.Action.DELETE, user=analysis.owner, analysis_id=pk, ip=ip)
 
         def remove_files():
             for path in paths:

@@ -16,6 +16,7 @@ urlpatterns = [
     path("analyses/<int:pk>/delete/", views.analysis_delete, name="analysis-delete"),
     path("analyses/<int:pk>/images/<slug:name>.png", views.analysis_image, name="analysis-image"),
     path("profile/", views.profile, name="profile"),
+    path("audit/", views.audit_log, name="audit"),
     path("api/analyses/", api.analyses, name="api-analyses"),
     path("api/analyses/<int:pk>/", api.analysis, name="api-analysis"),
     # The original application's page names.

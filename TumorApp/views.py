@@ -5,6 +5,7 @@ import sys
 
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
+from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import DatabaseError
@@ -17,15 +18,24 @@ from TumorApp.analysis.errors import InputError
 
 from . import selectors, services
 from .forms import AnalysisUploadForm, ProfileForm
+from .models import AuditEvent
 from .middleware import wants_json
 
 HISTORY_PAGE_SIZE = 12
+AUDIT_PAGE_SIZE = 100
 
 SPACING_LABELS = {"dicom": "from DICOM", "user": "entered", "assumed": "assumed"}
 
 
 def _owned(request, pk: int):
     return get_object_or_404(selectors.analyses_for(request.user), pk=pk)
+
+
+def _viewed(request, pk: int):
+    analysis = _owned(request, pk)
+    services.record_event(action=AuditEvent.Action.VIEW, user=request.user, analysis_id=analysis.pk,
+                          ip=services.client_ip(request))
+    return analysis
 
 
 @require_GET
@@ -41,7 +51,7 @@ def detect(request):
         try:
             analysis = services.create_analysis(
                 user=request.user, upload=form.cleaned_data["file"],
-                pixel_spacing=form.cleaned_data["pixel_spacing"])
+                pixel_spacing=form.cleaned_data["pixel_spacing"], ip=services.client_ip(request))
         except InputError as e:
             form.add_error("file", str(e))
         else:
@@ -63,13 +73,13 @@ def _result_context(analysis):
 @login_required
 @require_GET
 def analysis_detail(request, pk: int):
-    return render(request, "analyses/result.html", _result_context(_owned(request, pk)))
+    return render(request, "analyses/result.html", _result_context(_viewed(request, pk)))
 
 
 @login_required
 @require_GET
 def analysis_report(request, pk: int):
-    return render(request, "analyses/report.html", _result_context(_owned(request, pk)))
+    return render(request, "analyses/report.html", _result_context(_viewed(request, pk)))
 
 
 @login_required
@@ -89,7 +99,7 @@ def analysis_delete(request, pk: int):
     analysis = _owned(request, pk)
     if request.method == "POST":
         name = analysis.original_name
-        services.delete_analysis(analysis=analysis)
+        services.delete_analysis(analysis=analysis, ip=services.client_ip(request))
         messages.success(request, f"Deleted the analysis of {name}.")
         return redirect("history")
     return render(request, "analyses/confirm_delete.html", {"analysis": analysis})
@@ -120,6 +130,13 @@ def profile(request):
         return redirect("detect" if forced else "profile")
     status = 400 if request.method == "POST" else 200
     return render(request, "profile.html", {"form": form, "forced": forced}, status=status)
+
+
+@staff_member_required
+@require_GET
+def audit_log(request):
+    page = Paginator(selectors.audit_events(), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "audit.html", {"page": page})
 
 
 def _error(request, status: int, title: str, message: str):
