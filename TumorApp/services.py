@@ -161,3 +161,34 @@ def ensure_default_admin() -> bool:
         user = User.objects.create_superuser(username=DEFAULT_ADMIN[0], email="", password=DEFAULT_ADMIN[1])
         AccountFlags.objects.create(user=user, must_change_password=True)
     return True
+
+
+def remove_orphan_files(*, older_than_s: float = 3600.0) -> list[str]:
+    """Delete stored files no analysis refers to: what a server killed between writing files and committing leaves.
+
+    A success answer is only sent after the row is committed, so these never belong to an upload
+    that was reported as stored. Files younger than `older_than_s` are kept: they may belong to a
+    request still in flight.
+    """
+    import time
+    from pathlib import Path
+
+    root = Path(default_storage.location)
+    referenced: set[str] = set()
+    for upload, images in Analysis.objects.values_list("upload", "images").iterator():
+        referenced.add(upload)
+        referenced.update((images or {}).values())
+    cutoff = time.time() - older_than_s
+    removed = []
+    for top in ("uploads", "results"):
+        for path in sorted((root / top).rglob("*")) if (root / top).is_dir() else []:
+            rel = path.relative_to(root).as_posix()
+            if path.is_file() and rel not in referenced and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(rel)
+        for folder in sorted((root / top).rglob("*"), reverse=True) if (root / top).is_dir() else []:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+    if removed:
+        log.info("removed %d orphan file(s) from %s", len(removed), root)
+    return removed
