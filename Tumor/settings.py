@@ -171,6 +171,9 @@ if _env_bool("HTTPS", False):
     SECURE_SSL_REDIRECT = True
     SECURE_HSTS_SECONDS = 31536000
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Opt-in only: they bind every subdomain (and, for preload, browsers for months) to HTTPS.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("HSTS_INCLUDE_SUBDOMAINS", False)
+    SECURE_HSTS_PRELOAD = _env_bool("HSTS_PRELOAD", False)
 
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
