@@ -33,7 +33,7 @@ def liver_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
-def crop_box(box, margin: float, square: bool, limit: int) -> tuple[float, float, float, float]:
+def crop_box(box, margin: float, square: bool) -> tuple[float, float, float, float]:
     """(x0, y0, x1, y1) grown by `margin` of its size on each side, optionally squared."""
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
@@ -73,7 +73,7 @@ def sample_view(patient: Patient, idx: int, rng: np.random.Generator, size: int 
     full = (0.0, 0.0, float(img.shape[1]), float(img.shape[0]))
     box = liver_box(labels > 0)
     if box is not None and (not patient.full_field or rng.random() < 0.5):
-        region = crop_box(box, rng.uniform(0.03, 0.35), square=rng.random() < 0.6, limit=img.shape[0])
+        region = crop_box(box, rng.uniform(0.03, 0.35), square=rng.random() < 0.6)
     else:
         region = full
     m = _affine(region, size, scale=rng.uniform(0.85, 1.2), angle_deg=rng.uniform(-12, 12),

@@ -19,7 +19,8 @@ from ..analysis.config import CONTRACT
 from .augment import sample_view, slice_weights
 from .dataset import PATIENTS, load_patients
 
-TUMOUR_LOSS_WEIGHT = 2.0  # tumour dice counts double: it is the small, hard class
+TUMOUR_LOSS_WEIGHT = 2.0
+VIEWS_PER_TASK = 64  # views a worker process makes per task: few tasks, and the pool balances them  # tumour dice counts double: it is the small, hard class
 
 
 def combined_loss(y_true, y_pred):
@@ -72,7 +73,7 @@ def make_epoch(patients, n: int, seed: int, pool=None, source=None):
     picks = [(int(rng.integers(len(patients))), int(rng.integers(2**31))) for _ in range(n)]
     if pool is None:
         return _views(patients, picks)
-    chunks = [picks[i::pool._max_workers] for i in range(pool._max_workers)]
+    chunks = [picks[i:i + VIEWS_PER_TASK] for i in range(0, len(picks), VIEWS_PER_TASK)]
     parts = list(pool.map(_views_in_worker, *zip(*[(*source, c) for c in chunks])))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 

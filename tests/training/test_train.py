@@ -61,3 +61,19 @@ def test_train_writes_loadable_weights_and_says_what_it_trained_on(patients, tmp
     check_held_out(weights, "ircadb-01")
     with pytest.raises(TrainedOnHoldout):
         check_held_out(weights, "seed")
+
+
+def test_worker_processes_make_the_same_views_as_the_main_process(patients, tmp_path):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from TumorApp.training.train import make_epoch
+
+    cache = tmp_path / "cache.npz"
+    save_cache(patients, cache)
+    cached = load_patients("", ["seed", "lits-117"], cache=cache)
+    x, y = make_epoch(cached, 100, seed=7)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        px, py = make_epoch(cached, 100, seed=7, pool=pool, source=("", ("seed", "lits-117"), str(cache)))
+    np.testing.assert_array_equal(x, px)
+    np.testing.assert_array_equal(y, py)

@@ -64,8 +64,8 @@ class Command(BaseCommand):
 
         from TumorApp.analysis.preprocess import to_uint8, window_hu
 
-        labels_all = np.load(root / "volume.npz")["label"]
-        ct_all = np.load(root / "volume.npz")["ct"]
+        volume = np.load(root / "volume.npz")
+        labels_all, ct_all = volume["label"], volume["ct"]
         files = sorted((root / "dicom").glob("image_*.dcm"), key=lambda p: int(p.stem.split("_")[1]))
         index = [int(p.stem.split("_")[1]) for p in files]
         labels = [labels_all[i] for i in index]
