@@ -12,11 +12,14 @@ import numpy as np
 from ..analysis.config import CONTRACT
 from ..analysis.preprocess import window_hu
 from .dataset import Patient
+from .lesions import insert_lesions
 
 
-def display_scale(patient: Patient, idx: int, rng: np.random.Generator | None = None) -> np.ndarray:
-    """The slice in [0, 1]: a (randomly jittered, if rng) abdominal window for HU, as-is otherwise."""
-    img = patient.images[idx]
+def display_scale(patient: Patient, idx: int, rng: np.random.Generator | None = None,
+                  image: np.ndarray | None = None) -> np.ndarray:
+    """The slice (or `image`, a changed copy of it) in [0, 1]: a (randomly jittered, if rng)
+    abdominal window for HU, as-is otherwise."""
+    img = patient.images[idx] if image is None else image
     if not patient.is_hu:
         return img.astype(np.float32)
     if rng is None:
@@ -67,9 +70,16 @@ def targets(labels: np.ndarray) -> np.ndarray:
     return np.stack([(labels > 0), (labels == 2)], axis=-1).astype(np.float32)
 
 
-def sample_view(patient: Patient, idx: int, rng: np.random.Generator, size: int = CONTRACT.input_size):
-    img = display_scale(patient, idx, rng)
-    labels = patient.labels[idx]
+def sample_view(patient: Patient, idx: int, rng: np.random.Generator, size: int = CONTRACT.input_size,
+                synthetic: float = 0.0):
+    """One augmented (view, targets) pair.  `synthetic`: chance that an HU slice gets synthetic
+    lesions painted into its liver (half that chance when it already shows a real tumour)."""
+    image, labels = patient.images[idx], patient.labels[idx]
+    if patient.is_hu and synthetic > 0:
+        chance = synthetic / 2 if (labels == 2).any() else synthetic
+        if rng.random() < chance:
+            image, labels = insert_lesions(image, labels, patient.spacing_mm, rng)
+    img = display_scale(patient, idx, rng, image)
     full = (0.0, 0.0, float(img.shape[1]), float(img.shape[0]))
     box = liver_box(labels > 0)
     if box is not None and (not patient.full_field or rng.random() < 0.5):

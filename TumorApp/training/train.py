@@ -19,8 +19,8 @@ from ..analysis.config import CONTRACT
 from .augment import sample_view, slice_weights
 from .dataset import PATIENTS, load_patients
 
-TUMOUR_LOSS_WEIGHT = 2.0
-VIEWS_PER_TASK = 64  # views a worker process makes per task: few tasks, and the pool balances them  # tumour dice counts double: it is the small, hard class
+TUMOUR_LOSS_WEIGHT = 2.0  # tumour Dice counts double: it is the small, hard class
+VIEWS_PER_TASK = 64  # views a worker process makes per task: few tasks, and the pool balances them
 
 
 def combined_loss(y_true, y_pred):
@@ -48,13 +48,14 @@ def _channel_dice(channel: int, name: str):
     return metric
 
 
-def _views(patients, picks):
+def _views(patients, picks, synthetic: float = 0.0):
     """The views for a list of (patient index, seed) picks; patients drawn equally often."""
     weights = [slice_weights(p) for p in patients]
     views = []
     for pi, s in picks:
         r = np.random.default_rng(s)
-        views.append(sample_view(patients[pi], int(r.choice(len(weights[pi]), p=weights[pi])), r))
+        views.append(sample_view(patients[pi], int(r.choice(len(weights[pi]), p=weights[pi])), r,
+                                 synthetic=synthetic))
     return np.stack([v[0] for v in views])[..., None], np.stack([v[1] for v in views])
 
 
@@ -63,18 +64,18 @@ def _cached_patients(data: str, names: tuple[str, ...], cache: str | None):
     return load_patients(data, names, cache=cache)
 
 
-def _views_in_worker(data, names, cache, picks):
-    return _views(_cached_patients(data, names, cache), picks)
+def _views_in_worker(data, names, cache, synthetic, picks):
+    return _views(_cached_patients(data, names, cache), picks, synthetic)
 
 
-def make_epoch(patients, n: int, seed: int, pool=None, source=None):
+def make_epoch(patients, n: int, seed: int, pool=None, source=None, synthetic: float = 0.0):
     """n random views; with a process pool (and `source` = (data, names, cache)) spread over its workers."""
     rng = np.random.default_rng(seed)
     picks = [(int(rng.integers(len(patients))), int(rng.integers(2**31))) for _ in range(n)]
     if pool is None:
-        return _views(patients, picks)
+        return _views(patients, picks, synthetic)
     chunks = [picks[i:i + VIEWS_PER_TASK] for i in range(0, len(picks), VIEWS_PER_TASK)]
-    parts = list(pool.map(_views_in_worker, *zip(*[(*source, c) for c in chunks])))
+    parts = list(pool.map(_views_in_worker, *zip(*[(*source, synthetic, c) for c in chunks])))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -99,7 +100,7 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
           samples_per_epoch: int = 1024, batch_size: int = 16, seed: int = 1234,
           cache: str | None = None, weights_name: str = "cnn_weights.hdf5",
           init_weights: str | None = None, max_seconds: float | None = None, verbose: int = 1,
-          workers: int = 0) -> dict:
+          workers: int = 0, synthetic_lesions: float = 0.0) -> dict:
     import keras
 
     from ..analysis.network import build_unet, load_weights, save_weights
@@ -124,11 +125,13 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
             if workers > 1 else None)
     source = (data, tuple(names), cache)
     with ThreadPoolExecutor(1) as prefetch:
-        upcoming = prefetch.submit(make_epoch, patients, samples_per_epoch, seed, pool, source)
+        upcoming = prefetch.submit(make_epoch, patients, samples_per_epoch, seed, pool, source,
+                                   synthetic_lesions)
         for epoch in range(epochs):
             x, y = upcoming.result()
             if epoch + 1 < epochs:
-                upcoming = prefetch.submit(make_epoch, patients, samples_per_epoch, seed + epoch + 1, pool, source)
+                upcoming = prefetch.submit(make_epoch, patients, samples_per_epoch, seed + epoch + 1,
+                                           pool, source, synthetic_lesions)
             h = model.fit(x, y, batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch,
                           shuffle=True, verbose=verbose)
             for key in history:
@@ -143,6 +146,7 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
         "trained_on": names, "held_out": holdout, "epochs": len(history["loss"]),
         "samples_per_epoch": samples_per_epoch, "batch_size": batch_size, "seed": seed,
         "optimizer": "Adam 1e-4", "loss": f"soft Dice (tumour x{TUMOUR_LOSS_WEIGHT}) + BCE",
+        "synthetic_lesions": synthetic_lesions, "init_weights": str(init_weights) if init_weights else None,
         "input_size": CONTRACT.input_size, "backend": keras.backend.backend(),
         "train_seconds": round(seconds, 1), "history": history,
     }
@@ -165,9 +169,13 @@ def main(argv=None) -> None:
     p.add_argument("--weights-name", default="cnn_weights.hdf5")
     p.add_argument("--max-seconds", type=float, default=None, help="stop after the epoch that passes this")
     p.add_argument("--workers", type=int, default=0, help="augmentation processes (0: in the main process)")
+    p.add_argument("--init-weights", default=None, help="start from these weights (fine-tuning)")
+    p.add_argument("--synthetic-lesions", type=float, default=0.0,
+                   help="chance that an HU slice gets synthetic lesions (lesions.py)")
     a = p.parse_args(argv)
     meta = train(a.data, a.out, a.holdout, a.epochs, a.samples_per_epoch, a.batch_size, a.seed,
-                 a.cache, a.weights_name, max_seconds=a.max_seconds, workers=a.workers)
+                 a.cache, a.weights_name, init_weights=a.init_weights, max_seconds=a.max_seconds,
+                 workers=a.workers, synthetic_lesions=a.synthetic_lesions)
     print(json.dumps({k: v for k, v in meta.items() if k != "history"}))
 
 

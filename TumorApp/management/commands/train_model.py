@@ -26,6 +26,11 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=1234)
         parser.add_argument("--max-seconds", type=float, default=None)
         parser.add_argument("--workers", type=int, default=0, help="augmentation processes")
+        parser.add_argument("--init-weights", default=None,
+                            help="start from these weights instead of random ones (fine-tuning)")
+        parser.add_argument("--synthetic-lesions", type=float, default=0.0,
+                            help="chance (0-1) that an HU training slice gets synthetic lesions painted "
+                                 "into its liver (TumorApp/training/lesions.py)")
 
     def handle(self, *args, **o):
         from TumorApp.training.train import train
@@ -34,5 +39,6 @@ class Command(BaseCommand):
         meta = train(o["data"], o["out"], holdout, epochs=o["epochs"],
                      samples_per_epoch=o["samples_per_epoch"], batch_size=o["batch_size"],
                      seed=o["seed"], max_seconds=o["max_seconds"], workers=o["workers"],
+                     init_weights=o["init_weights"], synthetic_lesions=o["synthetic_lesions"],
                      verbose=1 if o["verbosity"] else 0)
         self.stdout.write(json.dumps({k: v for k, v in meta.items() if k != "history"}, indent=1))
