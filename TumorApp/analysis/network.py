@@ -4,8 +4,11 @@ Inference runs on ONNX Runtime: the HDF5 weights stay the source of truth and ar
 an ONNX graph cached under `var/cache/onnx/`, keyed by the weights' hash and the network code.
 The export (TensorFlow + tf2onnx) runs in a child process, so a serving process never imports
 TensorFlow: on two CPU cores ORT's forward pass is ~3x faster than a `tf.function`, the process
-starts in a second instead of several, and it stays a few hundred MiB smaller.  Should the export
-or ONNX Runtime fail, `Segmenter` falls back to a `tf.function` over the Keras model.
+starts in a second instead of several, and it stays a few hundred MiB smaller.
+
+`INFERENCE_BACKEND=onnx-int8` runs an int8 graph quantised from the cached fp32 graph instead
+(`quantize.py`, cached next to it).  Each backend falls back to the next on failure:
+onnx-int8 -> onnx -> tf (a `tf.function` over the Keras model).
 """
 from __future__ import annotations
 
@@ -158,11 +161,20 @@ def ensure_onnx(weights: Path | str, *, timeout: float = 600) -> Path:
     return path
 
 
+BACKENDS = ("onnx-int8", "onnx", "tf")
+DEFAULT_BACKEND = "onnx"
+
+
+def backend_from_env() -> str:
+    return (os.environ.get("INFERENCE_BACKEND") or DEFAULT_BACKEND).strip().lower()
+
+
 class Segmenter:
     """The network with its weights, loaded once; `predict` is safe to call from several threads.
 
-    `backend`: "onnx" (default; `INFERENCE_BACKEND` overrides) or "tf" (a `tf.function` over the
-    Keras model, also the fallback when the ONNX export or ONNX Runtime is unavailable).
+    `backend` (default `INFERENCE_BACKEND`, else `DEFAULT_BACKEND`): "onnx-int8" (the int8 graph),
+    "onnx" (the fp32 graph) or "tf" (a `tf.function` over the Keras model).  A backend that cannot
+    start falls back to the next one in `BACKENDS`; `self.backend` says which one runs.
     """
 
     def __init__(self, weights: Path | str = DEFAULT_WEIGHTS, *, backend: str | None = None):
@@ -172,9 +184,17 @@ class Segmenter:
         # One forward pass at a time: each already uses every core, so concurrent passes would
         # only fight over them; the lock is held for the pass alone, not pre/post-processing.
         self._lock = threading.Lock()
-        self.backend = (backend or os.environ.get("INFERENCE_BACKEND") or "onnx").lower()
-        if self.backend not in ("onnx", "tf"):
-            raise ValueError(f"unknown inference backend {self.backend!r} (onnx or tf)")
+        self.backend = (backend or backend_from_env()).lower()
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown inference backend {self.backend!r} ({', '.join(BACKENDS)})")
+        self.onnx_path: Path | None = None  # the fp32 graph
+        self.graph_path: Path | None = None  # the graph that runs (fp32 or int8)
+        if self.backend == "onnx-int8":
+            try:
+                self._init_onnx(int8=True)
+            except Exception:
+                log.warning("int8 graph unavailable, falling back to the fp32 graph", exc_info=True)
+                self.backend = "onnx"
         if self.backend == "onnx":
             try:
                 self._init_onnx()
@@ -184,10 +204,16 @@ class Segmenter:
         if self.backend == "tf":
             self._init_tf()
 
-    def _init_onnx(self) -> None:
+    def _init_onnx(self, int8: bool = False) -> None:
         import onnxruntime as ort
 
         self.onnx_path = ensure_onnx(self.weights)
+        if int8:
+            from .quantize import ensure_int8
+
+            self.graph_path = ensure_int8(self.onnx_path, self.weights)
+        else:
+            self.graph_path = self.onnx_path
         options = ort.SessionOptions()
         options.intra_op_num_threads = inference_threads()
         options.inter_op_num_threads = 1
@@ -196,7 +222,7 @@ class Segmenter:
         # Idle pool threads sleep instead of spinning: the other request threads need the cores
         # for decoding, post-processing and PNG encoding between passes.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(str(self.graph_path), options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
         self._forward = lambda x: self._session.run(None, {self._input: x})[0]
 
