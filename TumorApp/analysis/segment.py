@@ -15,6 +15,11 @@ image, so the network sees it 1.5-2x finer (2-4x the pixels), which helps small 
 The crop only outlines tumours where the whole-slice pass already saw some
 (`CONTRACT.first_pass_gate`): on a held-out patient the ungated crop doubled tumour Dice but
 made most tumour-free slices positive; gated, it keeps the whole-slice pass's specificity.
+Where the gate is empty the crop could only change the liver, so it is skipped
+(`SKIP_TUMOUR_FREE_CROPS`): the tumour output is the same (zero), the liver is the first pass's.
+On the held-out patient (fp32) that skipped 43 of 129 crops (258 -> 215 forward passes) and liver
+Dice rose (mean 0.733 -> 0.737, pooled 0.824 -> 0.829): crops of tumour-free slices, mostly at
+the liver's ends and beyond it, mostly grew false liver.
 HU inputs (DICOM, 16-bit HU) are trusted to be radiological and skip the mirror test.
 """
 from __future__ import annotations
@@ -34,6 +39,8 @@ MIN_CROP_FRACTION = 0.25
 # The mirrored view is kept only when its image-left liver probability exceeds the as-is view's
 # by this factor: ties and near-ties stay as uploaded.
 MIRROR_EVIDENCE = 1.25
+# No second pass on slices where the first pass saw no tumour above the gate (see above).
+SKIP_TUMOUR_FREE_CROPS = True
 
 
 class SegmenterLike(Protocol):
@@ -51,17 +58,21 @@ class Segmentation:
 
 
 def segment(unit: np.ndarray, segmenter: SegmenterLike, *, second_pass: bool = True,
-            check_mirror: bool = True) -> Segmentation:
+            check_mirror: bool = True, skip_tumour_free_crops: bool = SKIP_TUMOUR_FREE_CROPS) -> Segmentation:
     """Segment one [0, 1] slice."""
-    return segment_many([unit], segmenter, second_pass=second_pass, check_mirror=[check_mirror])[0]
+    return segment_many([unit], segmenter, second_pass=second_pass, check_mirror=[check_mirror],
+                        skip_tumour_free_crops=skip_tumour_free_crops)[0]
 
 
 def segment_many(units: Sequence[np.ndarray], segmenter: SegmenterLike, *, second_pass: bool = True,
-                 batch_size: int = 16, check_mirror: Sequence[bool] | None = None) -> list[Segmentation]:
+                 batch_size: int = 16, check_mirror: Sequence[bool] | None = None,
+                 skip_tumour_free_crops: bool = SKIP_TUMOUR_FREE_CROPS) -> list[Segmentation]:
     """Segment several [0, 1] slices, batching the forward passes (1-2 per slice, then 1 per crop).
 
     `check_mirror[i]` False trusts slice i to be radiological (DICOM and HU data follow the
     convention) and skips the mirrored pass; by default every slice is checked.
+    `skip_tumour_free_crops`: no second pass where the first saw no tumour above the gate (its
+    tumour would be zeroed by the gate anyway; the liver then comes from the first pass).
     """
     if not units:
         return []
@@ -89,9 +100,14 @@ def segment_many(units: Sequence[np.ndarray], segmenter: SegmenterLike, *, secon
     crops: list[tuple[int, int, int] | None] = [None] * len(units)
     if second_pass:
         crop_inputs, crop_owner = [], []
+        gates = {}
         for i, (view, p) in enumerate(zip(oriented, probs)):
             box = _crop_box(p[..., 0] > CONTRACT.liver_threshold, view.shape[:2])
             if box is None:
+                continue
+            gates[i] = _first_pass_gate(p[..., 1])
+            if skip_tumour_free_crops and not gates[i].any():
+                p[..., 1] = 0.0  # what the gate would leave of the crop's tumour
                 continue
             crops[i] = box
             crop_inputs.append(to_network_input(_extract(view, box)))
@@ -100,9 +116,8 @@ def segment_many(units: Sequence[np.ndarray], segmenter: SegmenterLike, *, secon
             second = _predict(segmenter, crop_inputs, batch_size)
             for out, i in zip(second, crop_owner):
                 x, y, side = crops[i]
-                gate = _first_pass_gate(probs[i][..., 1])
                 _paste(probs[i], from_network_output(out, (side, side)), x, y)
-                probs[i][..., 1] *= gate
+                probs[i][..., 1] *= gates[i]
 
     results = []
     for i, unit in enumerate(units):
