@@ -37,6 +37,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args()
     print(f"machine: {machine()}")
+    from TumorApp.analysis.network import backend_from_env
+
+    print(f"inference backend: {backend_from_env()} (INFERENCE_BACKEND=onnx for the fp32 graph)")
 
     sources = [DICOM_SLICES[0], PNG_SLICES[0], DICOM_SLICES[1], PNG_SLICES[1], PNG_SLICES[2], PNG_SLICES[3]]
     tmp = Path(tempfile.mkdtemp(prefix="tumor-cli-bench-"))

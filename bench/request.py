@@ -128,6 +128,9 @@ def main() -> None:
                         help="empty ONNX cache: the server exports the graph from the HDF5 at start (once per weights)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
+    from TumorApp.analysis.network import backend_from_env
+
+    print(f"inference backend: {backend_from_env()} (INFERENCE_BACKEND=onnx for the fp32 graph)")
 
     files = {"dicom": DICOM_SLICES, "png": PNG_SLICES[:2], "mixed": [DICOM_SLICES[0], PNG_SLICES[0],
                                                                       DICOM_SLICES[1], PNG_SLICES[1]]}[args.files]
