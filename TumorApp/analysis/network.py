@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import logging
 import os
 import subprocess
@@ -72,6 +73,18 @@ def save_weights(model, path: Path | str) -> None:
         legacy_h5_format.save_weights_to_hdf5_group(f, model)
 
 
+def metadata_path(weights: Path | str) -> Path:
+    """`<weights stem>.json` beside the weights: how training made them (patients, epochs, ...)."""
+    weights = Path(weights)
+    return weights.with_name(weights.name.split(".")[0] + ".json")
+
+
+def weights_metadata(weights: Path | str) -> dict:
+    """The weights' training metadata (`metadata_path`), or {} when there is none."""
+    path = metadata_path(weights)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def load_weights(model, path: Path | str) -> None:
     import h5py
     from keras.src.legacy.saving import legacy_h5_format
@@ -110,12 +123,29 @@ def cache_dir() -> Path:
     return Path(os.environ.get("TUMOR_VAR_DIR", REPO_ROOT / "var")) / "cache" / "onnx"
 
 
-def onnx_path_for(weights: Path | str) -> Path:
-    """The cached graph for these weights: named by a hash of the weights and the network code."""
+def file_digest(path: Path | str):
+    """A sha256 over the file's bytes (read in 1 MiB blocks), to be extended by the caller."""
     digest = hashlib.sha256()
-    with open(weights, "rb") as f:
+    with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
+    return digest
+
+
+def run_module(args: list[str], out: Path, *, what: str, timeout: float, env: dict | None = None) -> Path:
+    """Run `python -m <args>` from the repository root in a child process, which must write `out`."""
+    env = dict(os.environ, **(env or {}),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-m", *args], env=env, cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0 or not out.is_file():
+        raise RuntimeError(f"{what} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return out
+
+
+def onnx_path_for(weights: Path | str) -> Path:
+    """The cached graph for these weights: named by a hash of the weights and the network code."""
+    digest = file_digest(weights)
     digest.update(inspect.getsource(build_unet).encode())
     digest.update(repr((ENCODER_FILTERS, BOTTLENECK_FILTERS, DILATION, CONTRACT.input_size,
                         CONTRACT.channels, EXPORT_VERSION, ONNX_OPSET)).encode())
@@ -152,14 +182,10 @@ def ensure_onnx(weights: Path | str, *, timeout: float = 600) -> Path:
     path = onnx_path_for(weights)
     if path.is_file():
         return path
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
     log.info("exporting %s to %s", weights, path)
-    done = subprocess.run([sys.executable, "-m", "TumorApp.analysis.network", "export", str(weights), str(path)],
-                          env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0 or not path.is_file():
-        raise RuntimeError(f"ONNX export failed ({done.returncode}): {done.stderr[-2000:]}")
-    return path
+    return run_module(["TumorApp.analysis.network", "export", str(weights), str(path)], path,
+                      what="ONNX export", timeout=timeout,
+                      env={"KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
 BACKENDS = ("onnx-int8", "onnx", "tf")

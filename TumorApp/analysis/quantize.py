@@ -14,11 +14,8 @@ the int8 graph is checked against the fp32 graph on the calibration slices (`MAX
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -26,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import REPO_ROOT
+from .network import file_digest, run_module, weights_metadata
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +48,7 @@ def load_calibration(path: Path | str = CALIBRATION) -> dict[str, np.ndarray]:
 
 def check_calibration(patients, weights: Path | str) -> None:
     """Raise unless every calibration patient is one the weights were trained on (their .json)."""
-    meta_path = Path(weights).with_suffix(".json")
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta = weights_metadata(weights)
     used = set(str(p) for p in patients)
     held_out = used & set(meta.get("held_out", []))
     if held_out or not used <= set(meta.get("trained_on", [])):
@@ -64,10 +61,7 @@ def int8_path_for(fp32: Path | str, calibration: Path | str = CALIBRATION) -> Pa
     import onnxruntime
 
     fp32 = Path(fp32)
-    digest = hashlib.sha256()
-    with open(fp32, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    digest = file_digest(fp32)
     # The arrays, not the .npz bytes: a zip records when it was written.
     with np.load(calibration) as d:
         digest.update(np.ascontiguousarray(d["inputs"]).tobytes())
@@ -146,13 +140,9 @@ def ensure_int8(fp32: Path | str, weights: Path | str, *, calibration: Path | st
     path = int8_path_for(fp32, calibration)
     if path.is_file():
         return path
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
     log.info("quantising %s to %s", fp32, path)
-    done = subprocess.run([sys.executable, "-m", "TumorApp.analysis.quantize", str(fp32), str(path), str(calibration)],
-                          env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0 or not path.is_file():
-        raise RuntimeError(f"int8 quantisation failed ({done.returncode}): {done.stderr[-2000:]}")
-    return path
+    return run_module(["TumorApp.analysis.quantize", str(fp32), str(path), str(calibration)], path,
+                      what="int8 quantisation", timeout=timeout)
 
 
 if __name__ == "__main__":  # `python -m TumorApp.analysis.quantize FP32 OUT CALIBRATION` (used by ensure_int8)

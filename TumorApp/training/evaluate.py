@@ -6,15 +6,14 @@ evaluating on one of them is refused.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ..analysis.config import CONTRACT
-from ..analysis.network import Segmenter
+from ..analysis.network import Segmenter, weights_metadata
 from ..analysis.postprocess import clean
-from ..analysis.preprocess import display_to_unit, window_hu
+from ..analysis.preprocess import window_hu
 from ..analysis.segment import segment_many
 from .dataset import load_patients
 from .metrics import summarise
@@ -22,11 +21,6 @@ from .metrics import summarise
 
 class TrainedOnHoldout(ValueError):
     pass
-
-
-def weights_metadata(weights: Path) -> dict:
-    meta = Path(weights).with_name(Path(weights).name.split(".")[0] + ".json")
-    return json.loads(meta.read_text()) if meta.is_file() else {}
 
 
 def check_held_out(weights: Path, holdout: str) -> dict:

@@ -103,7 +103,7 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
           workers: int = 0, synthetic_lesions: float = 0.0) -> dict:
     import keras
 
-    from ..analysis.network import build_unet, load_weights, save_weights
+    from ..analysis.network import build_unet, load_weights, metadata_path, save_weights
 
     keras.utils.set_random_seed(seed)
     holdout = list(holdout or [])
@@ -151,7 +151,7 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
         "train_seconds": round(seconds, 1), "history": history,
     }
     stem = Path(weights_name).name.split(".")[0]
-    (out_dir / f"{stem}.json").write_text(json.dumps(meta, indent=1))
+    metadata_path(out_dir / weights_name).write_text(json.dumps(meta, indent=1))
     plot_curves(history, out_dir / f"{stem}_curves.png")
     return meta
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from TumorApp.analysis import quantize
+from TumorApp.analysis.network import metadata_path
 from TumorApp.analysis.config import DEFAULT_WEIGHTS, REPO_ROOT
 from TumorApp.analysis.loading import load
 from TumorApp.analysis.preprocess import to_network_input, to_unit
@@ -28,7 +29,7 @@ needs_weights = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="model/
 
 
 def _weights_meta() -> dict:
-    return json.loads(DEFAULT_WEIGHTS.with_suffix(".json").read_text())
+    return json.loads(metadata_path(DEFAULT_WEIGHTS).read_text())
 
 
 # --- calibration set: provenance ---------------------------------------------------------------

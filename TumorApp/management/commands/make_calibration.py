@@ -20,7 +20,6 @@ tests use (tests/fixtures) and their neighbours are left out.
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
 from TumorApp.analysis.config import DEFAULT_WEIGHTS, REPO_ROOT
+from TumorApp.analysis.network import metadata_path, weights_metadata
 from TumorApp.analysis.quantize import CALIBRATION
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
@@ -109,10 +109,9 @@ class Command(BaseCommand):
                             help="its .json metadata says which patients are training patients")
 
     def handle(self, *args, **o):
-        meta_path = Path(o["weights"]).with_suffix(".json")
-        if not meta_path.is_file():
-            raise CommandError(f"{meta_path} missing: cannot tell training from held-out patients")
-        meta = json.loads(meta_path.read_text())
+        meta = weights_metadata(o["weights"])
+        if not meta:
+            raise CommandError(f"{metadata_path(o['weights'])} missing: cannot tell training from held-out patients")
         patients = [p for p in meta.get("trained_on", []) if p not in meta.get("held_out", [])]
         unknown = [p for p in patients if p not in READERS]
         if unknown or not patients:
