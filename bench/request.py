@@ -169,7 +169,6 @@ def main() -> None:
         if first_answer is None:
             raise RuntimeError("server did not answer within 60 s")
         session = log_in(base)
-        t = time.perf_counter()
         first_upload = upload(session, base, files[0])
         print(f"server start -> first answer (GET /login/ 200): {first_answer:.2f} s")
         print(f"first upload after start (includes any model loading left): {first_upload:.0f} ms, "

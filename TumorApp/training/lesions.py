@@ -64,13 +64,14 @@ def insert_lesions(hu: np.ndarray, labels: np.ndarray, spacing_mm: float, rng: n
     liver_hu = float(np.median(hu[healthy])) if healthy.sum() > 50 else float(np.median(hu[liver]))
     hu, labels = hu.astype(np.float32).copy(), labels.copy()
     ys, xs = np.nonzero(inside)
+    fade = cv2.GaussianBlur(liver.astype(np.float32), (0, 0), 1.0)  # lesions fade out at the liver edge
     px = spacing_mm if np.isfinite(spacing_mm) and spacing_mm > 0 else 1.0
     for _ in range(int(rng.integers(1, spec.max_lesions + 1))):
         k = int(rng.integers(len(ys)))
         r = rng.uniform(*spec.radius_mm) / px
         radii = (max(r, 1.5), max(r * rng.uniform(0.6, 1.0), 1.5))
         alpha = _blob(hu.shape, (float(xs[k]), float(ys[k])), radii, rng.uniform(0, np.pi), rng)
-        alpha *= cv2.GaussianBlur(liver.astype(np.float32), (0, 0), 1.0)  # fades out at the liver edge
+        alpha *= fade
         if rng.random() < spec.hyper_share:
             offset = rng.uniform(*spec.hyper_offset_hu)
         else:

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from TumorApp.analysis.config import DEFAULT_WEIGHTS

@@ -8,7 +8,7 @@ import requests
 
 from TumorApp.models import Analysis
 
-from .helpers import DICOM, PASSWORD, PNG_PLAIN, PNG_TUMOR, fixture_bytes
+from .helpers import DICOM, PASSWORD, PNG_TUMOR, fixture_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
