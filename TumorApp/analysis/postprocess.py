@@ -45,9 +45,11 @@ def mm2_to_px(area_mm2: float, spacing_mm: tuple[float, float]) -> float:
     return area_mm2 / (spacing_mm[0] * spacing_mm[1])
 
 
-def clean(liver_prob: np.ndarray, tumor_prob: np.ndarray, spacing_mm: tuple[float, float]) -> Masks:
+def clean(liver_prob: np.ndarray, tumor_prob: np.ndarray, spacing_mm: tuple[float, float], *,
+          tumor_threshold: float | None = None) -> Masks:
+    """`tumor_threshold` overrides the contract's (evaluation tries several)."""
     liver_raw = liver_prob > CONTRACT.liver_threshold
-    tumor_raw = tumor_prob > CONTRACT.tumor_threshold
+    tumor_raw = tumor_prob > (CONTRACT.tumor_threshold if tumor_threshold is None else tumor_threshold)
 
     liver = keep_liver(liver_raw, spacing_mm)
     liver_found = bool(liver.any())

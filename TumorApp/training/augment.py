@@ -1,6 +1,8 @@
 """Random 128x128 training views of a slice: full field or liver crop, affine, HU window, noise.
 
 No left-right flips: the network may rely on the liver lying on the image left.
+Targets have three channels: whole liver, tumour, and where the tumour channel is known (0
+inside label 3, the unseparated liver of msd-slices), for the masked loss in `train.py`.
 """
 from __future__ import annotations
 
@@ -11,8 +13,12 @@ import numpy as np
 
 from ..analysis.config import CONTRACT
 from ..analysis.preprocess import window_hu
-from .dataset import Patient
+from .dataset import UNSEPARATED, Patient
 from .lesions import insert_lesions
+
+# Chance that a full-range HU slice is clipped to 0..255 HU and softened like msd-slices (256 px
+# JPEG), so that look is a known input rather than a second domain only msd-slices shows.
+CLIP_HU_CHANCE = 0.25
 
 
 def display_scale(patient: Patient, idx: int, rng: np.random.Generator | None = None,
@@ -66,8 +72,16 @@ def warp(image: np.ndarray, m: np.ndarray, size: int, nearest: bool = False) -> 
 
 
 def targets(labels: np.ndarray) -> np.ndarray:
-    """(H, W) labels -> (H, W, 2) float: whole liver, tumour."""
-    return np.stack([(labels > 0), (labels == 2)], axis=-1).astype(np.float32)
+    """(H, W) labels -> (H, W, 3) float: whole liver, tumour, tumour label known (not label 3)."""
+    return np.stack([(labels > 0), (labels == 2), (labels != UNSEPARATED)], axis=-1).astype(np.float32)
+
+
+def clip_like_msd(hu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """HU clipped to 0..255, halved in resolution and back, with a little noise (JPEG-like)."""
+    h, w = hu.shape
+    small = cv2.resize(np.clip(hu, 0.0, 255.0), (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    back = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(back + rng.normal(0.0, 2.0, back.shape), 0.0, 255.0).astype(np.float32)
 
 
 def sample_view(patient: Patient, idx: int, rng: np.random.Generator, size: int = CONTRACT.input_size,
@@ -79,6 +93,8 @@ def sample_view(patient: Patient, idx: int, rng: np.random.Generator, size: int 
         chance = synthetic / 2 if (labels == 2).any() else synthetic
         if rng.random() < chance:
             image, labels = insert_lesions(image, labels, patient.spacing_mm, rng)
+    if patient.is_hu and not patient.clipped_hu and rng.random() < CLIP_HU_CHANCE:
+        image = clip_like_msd(image, rng)
     img = display_scale(patient, idx, rng, image)
     full = (0.0, 0.0, float(img.shape[1]), float(img.shape[0]))
     box = liver_box(labels > 0)
@@ -100,12 +116,16 @@ def sample_view(patient: Patient, idx: int, rng: np.random.Generator, size: int 
 
 
 def slice_weights(patient: Patient) -> np.ndarray:
-    """Sampling probabilities within a patient: half tumour slices, 30% liver only, 20% the rest."""
+    """Sampling probabilities within a source: half tumour slices, 30% liver only, 20% the rest.
+
+    Where few slices show tumour (msd-slices: 13 of 603) they get a fifth, not half, so a
+    handful of slices is not repeated hundreds of times an epoch."""
     has_tumour = (patient.labels == 2).any(axis=(1, 2))
     has_liver = (patient.labels > 0).any(axis=(1, 2)) & ~has_tumour
     other = ~(has_tumour | has_liver)
+    tumour_share = 0.5 if has_tumour.mean() > 0.1 else 0.2
     w = np.zeros(len(patient.labels))
-    for group, share in ((has_tumour, 0.5), (has_liver, 0.3), (other, 0.2)):
+    for group, share in ((has_tumour, tumour_share), (has_liver, 0.8 - tumour_share), (other, 0.2)):
         if group.any():
             w[group] = share / group.sum()
     return w / w.sum()

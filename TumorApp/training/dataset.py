@@ -1,4 +1,9 @@
-"""Read the three training patients into one shape: slices in [0, 1] display scale, labels 0/1/2.
+"""Read every training source into one shape: slices in [0, 1] display scale or HU, labels 0/1/2/3.
+
+Sources: four whole patients (seed, ircadb-01, ircadb-07, lits-117) and `msd-slices`, a few
+slices each of 118 more patients.  Label 3 (msd-slices) is "liver or tumour, not separated": it
+teaches the whole liver, and says nothing about tumour inside it (`augment.targets` masks it).
+Every slice carries the id of its patient (`Patient.patient_ids`) so that splits are by patient.
 
 Every slice comes out in radiological orientation (patient's right, the liver, on the image
 left), because the network is trained without left-right flips so it can use position.
@@ -12,7 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-PATIENTS = ("seed", "ircadb-01", "lits-117")
+PATIENTS = ("seed", "ircadb-01", "ircadb-07", "lits-117", "msd-slices")  # the sources
+UNSEPARATED = 3  # label value: whole liver, tumour not separated from it
 CACHE_SIZE = 256  # slices are stored at this size; the network sees 128x128 views of them
 
 
@@ -23,7 +29,18 @@ class Patient:
     labels: np.ndarray      # (N, S, S) uint8: 0 background, 1 liver, 2 tumour
     is_hu: bool
     full_field: bool        # False for a crop around the liver (lits-117)
-    spacing_mm: float       # in-plane spacing at the stored size
+    spacing_mm: float       # in-plane spacing at the stored size (nan: unknown)
+    patient_ids: np.ndarray | None = None  # (N,) str: the patient of each slice (default: name)
+    clipped_hu: bool = False  # HU already clipped to 0..255 (msd-slices): no clip augmentation
+
+    def __post_init__(self):
+        if self.patient_ids is None:
+            self.patient_ids = np.full(len(self.labels), self.name, dtype=object)
+
+    def subset(self, keep: np.ndarray) -> "Patient":
+        """The same source restricted to the slices where `keep` (bool or indices) holds."""
+        return Patient(self.name, self.images[keep], self.labels[keep], self.is_hu, self.full_field,
+                       self.spacing_mm, np.asarray(self.patient_ids)[keep], self.clipped_hu)
 
     @property
     def tumour_slices(self) -> np.ndarray:
@@ -59,11 +76,25 @@ def read_seed(root: Path, size: int | None = CACHE_SIZE) -> Patient:
 
 
 def read_ircadb(root: Path, size: int | None = CACHE_SIZE) -> Patient:
+    """A whole 3D-IRCADb patient (ircadb-01 with tumours, ircadb-07 without)."""
     d = np.load(root / "volume.npz")
     ct, labels = d["ct"].astype(np.float32), d["label"].astype(np.uint8)
     spacing = float(d["spacing"][1]) * ct.shape[1] / (size or ct.shape[1])
-    return Patient("ircadb-01", _resize_stack(ct, size, False), _resize_stack(labels, size, True),
+    return Patient(root.name, _resize_stack(ct, size, False), _resize_stack(labels, size, True),
                    is_hu=True, full_field=True, spacing_mm=spacing)
+
+
+def read_msd(root: Path, size: int | None = CACHE_SIZE) -> Patient:
+    """msd-slices: 256 px slices of 118 patients, HU clipped to 0..255, label 3 = unseparated.
+
+    No pixel spacing is stored; the source slices were 512 px at roughly 0.6-0.9 mm, so about
+    1.5 mm at 256 px (used only where a size in mm is needed, e.g. staging in evaluation)."""
+    d = np.load(root / "slices.npz")
+    images, labels = d["image"].astype(np.float32), d["label"].astype(np.uint8)
+    ids = np.array([f"msd-{v}" for v in d["volume"]], dtype=object)
+    spacing = 1.5 * images.shape[1] / (size or images.shape[1])
+    return Patient("msd-slices", _resize_stack(images, size, False), _resize_stack(labels, size, True),
+                   is_hu=True, full_field=True, spacing_mm=spacing, patient_ids=ids, clipped_hu=True)
 
 
 def read_lits(root: Path, size: int | None = CACHE_SIZE) -> Patient:
@@ -75,7 +106,8 @@ def read_lits(root: Path, size: int | None = CACHE_SIZE) -> Patient:
                    is_hu=True, full_field=False, spacing_mm=float("nan"))
 
 
-READERS = {"seed": read_seed, "ircadb-01": read_ircadb, "lits-117": read_lits}
+READERS = {"seed": read_seed, "ircadb-01": read_ircadb, "ircadb-07": read_ircadb, "lits-117": read_lits,
+           "msd-slices": read_msd}
 
 
 def load_patients(data_dir: Path | str, names=PATIENTS, cache: Path | str | None = None,
@@ -84,11 +116,13 @@ def load_patients(data_dir: Path | str, names=PATIENTS, cache: Path | str | None
     if cache and Path(cache).is_file():
         d = np.load(cache)
         out = []
-        for n in names:
+        for n in (n for n in names if f"{n}/is_hu" in d):  # the sources the cache holds
             is_hu = bool(d[f"{n}/is_hu"])
             images = d[f"{n}/images"].astype(np.float32)
+            ids = d[f"{n}/patient_ids"].astype(object) if f"{n}/patient_ids" in d else None
             out.append(Patient(n, images if is_hu else images / 255.0, d[f"{n}/labels"], is_hu,
-                               bool(d[f"{n}/full_field"]), float(d[f"{n}/spacing"])))
+                               bool(d[f"{n}/full_field"]), float(d[f"{n}/spacing"]), ids,
+                               bool(d[f"{n}/clipped_hu"]) if f"{n}/clipped_hu" in d else False))
         return out
     data_dir = Path(data_dir)
     return [READERS[n](data_dir / n, size) for n in names]
@@ -100,5 +134,21 @@ def save_cache(patients: list[Patient], path: Path | str) -> None:
         images = p.images.astype(np.int16) if p.is_hu else np.round(p.images * 255).astype(np.uint8)
         arrays.update({f"{p.name}/images": images, f"{p.name}/labels": p.labels,
                        f"{p.name}/is_hu": p.is_hu, f"{p.name}/full_field": p.full_field,
-                       f"{p.name}/spacing": p.spacing_mm})
+                       f"{p.name}/spacing": p.spacing_mm, f"{p.name}/clipped_hu": p.clipped_hu,
+                       f"{p.name}/patient_ids": np.asarray(p.patient_ids, dtype=str)})
     np.savez_compressed(path, **arrays)
+
+
+def all_patient_ids(patients: list[Patient]) -> list[str]:
+    """Every patient id in these sources, in a stable order."""
+    return sorted({str(i) for p in patients for i in p.patient_ids})
+
+
+def without(patients: list[Patient], excluded: set[str]) -> list[Patient]:
+    """The sources with every slice of the `excluded` patient ids removed (empty sources dropped)."""
+    out = []
+    for p in patients:
+        keep = np.array([str(i) not in excluded for i in p.patient_ids], dtype=bool)
+        if keep.any():
+            out.append(p if keep.all() else p.subset(keep))
+    return out

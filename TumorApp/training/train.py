@@ -17,39 +17,66 @@ import numpy as np
 
 from ..analysis.config import CONTRACT
 from .augment import sample_view, slice_weights
-from .dataset import PATIENTS, load_patients
+from .dataset import PATIENTS, all_patient_ids, load_patients, without
 
-TUMOUR_LOSS_WEIGHT = 2.0  # tumour Dice counts double: it is the small, hard class
+TUMOUR_LOSS_WEIGHT = 2.0  # the tumour term counts double: it is the small, hard class
+# Tversky weights for the tumour channel: missed tumour pixels (FN) cost more than extra ones (FP),
+# against the network's habit of outlining only a tumour's dark core.
+TVERSKY_FP, TVERSKY_FN = 0.3, 0.7
 VIEWS_PER_TASK = 64  # views a worker process makes per task: few tasks, and the pool balances them
+# How often each source is drawn (normalised over the sources present).  msd-slices has the most
+# patients but mostly unseparated labels; ircadb-07 is the only whole tumour-free patient.
+SOURCE_SHARES = {"seed": 0.2, "ircadb-01": 0.2, "ircadb-07": 0.15, "lits-117": 0.15, "msd-slices": 0.3}
+LOSS_NAME = (f"liver: soft Dice + BCE; tumour (x{TUMOUR_LOSS_WEIGHT}): Tversky "
+             f"(FP {TVERSKY_FP}, FN {TVERSKY_FN}) + BCE, both masked to pixels whose tumour label is known")
 
 
 def combined_loss(y_true, y_pred):
-    """Soft Dice per channel over the batch (tumour weighted) plus binary cross-entropy."""
+    """Liver: soft Dice + BCE.  Tumour: Tversky + BCE over the pixels where it is known.
+
+    y_true channels: whole liver, tumour, known (0 inside label 3, where tumour was not
+    separated from liver: the tumour output is neither rewarded nor punished there)."""
     from keras import ops
 
     axes = (0, 1, 2)
-    inter = ops.sum(y_true * y_pred, axis=axes)
-    denom = ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes)
-    dice = (2.0 * inter + 1.0) / (denom + 1.0)
-    weights = ops.convert_to_tensor([1.0, TUMOUR_LOSS_WEIGHT])
-    dice_loss = ops.sum(weights * (1.0 - dice)) / ops.sum(weights)
-    bce = ops.mean(ops.binary_crossentropy(y_true, y_pred))
-    return dice_loss + bce
+    liver_t, liver_p = y_true[..., 0:1], y_pred[..., 0:1]
+    tumour_t, tumour_p, known = y_true[..., 1:2], y_pred[..., 1:2], y_true[..., 2:3]
+    inter = ops.sum(liver_t * liver_p, axis=axes)
+    liver_dice = (2.0 * inter + 1.0) / (ops.sum(liver_t, axis=axes) + ops.sum(liver_p, axis=axes) + 1.0)
+    liver_loss = 1.0 - ops.mean(liver_dice) + ops.mean(ops.binary_crossentropy(liver_t, liver_p))
+
+    tp = ops.sum(known * tumour_t * tumour_p)
+    fp = ops.sum(known * (1.0 - tumour_t) * tumour_p)
+    fn = ops.sum(known * tumour_t * (1.0 - tumour_p))
+    tversky = (tp + 1.0) / (tp + TVERSKY_FP * fp + TVERSKY_FN * fn + 1.0)
+    eps = 1e-6
+    p = ops.clip(tumour_p, eps, 1.0 - eps)
+    bce = -(tumour_t * ops.log(p) + (1.0 - tumour_t) * ops.log(1.0 - p))
+    tumour_bce = ops.sum(known * bce) / (ops.sum(known) + 1.0)
+    tumour_loss = 1.0 - tversky + tumour_bce
+    return (liver_loss + TUMOUR_LOSS_WEIGHT * tumour_loss) / (1.0 + TUMOUR_LOSS_WEIGHT)
 
 
 def _channel_dice(channel: int, name: str):
+    """Dice of one output channel at 0.5, over the pixels whose label is known (channel 2)."""
     from keras import ops
 
     def metric(y_true, y_pred):
-        t, p = y_true[..., channel], ops.cast(y_pred[..., channel] > 0.5, "float32")
+        known = y_true[..., 2]
+        t, p = y_true[..., channel] * known, ops.cast(y_pred[..., channel] > 0.5, "float32") * known
         return (2.0 * ops.sum(t * p) + 1.0) / (ops.sum(t) + ops.sum(p) + 1.0)
 
     metric.__name__ = name
     return metric
 
 
+def source_shares(patients) -> np.ndarray:
+    shares = np.array([SOURCE_SHARES.get(p.name, 0.2) for p in patients], dtype=float)
+    return shares / shares.sum()
+
+
 def _views(patients, picks, synthetic: float = 0.0):
-    """The views for a list of (patient index, seed) picks; patients drawn equally often."""
+    """The views for a list of (source index, seed) picks."""
     weights = [slice_weights(p) for p in patients]
     views = []
     for pi, s in picks:
@@ -60,18 +87,20 @@ def _views(patients, picks, synthetic: float = 0.0):
 
 
 @lru_cache(maxsize=2)
-def _cached_patients(data: str, names: tuple[str, ...], cache: str | None):
-    return load_patients(data, names, cache=cache)
+def _cached_patients(data: str, names: tuple[str, ...], cache: str | None, excluded: tuple[str, ...] = ()):
+    return without(load_patients(data, names, cache=cache), set(excluded))
 
 
-def _views_in_worker(data, names, cache, synthetic, picks):
-    return _views(_cached_patients(data, names, cache), picks, synthetic)
+def _views_in_worker(data, names, cache, excluded, synthetic, picks):
+    return _views(_cached_patients(data, names, cache, excluded), picks, synthetic)
 
 
 def make_epoch(patients, n: int, seed: int, pool=None, source=None, synthetic: float = 0.0):
-    """n random views; with a process pool (and `source` = (data, names, cache)) spread over its workers."""
+    """n random views; with a process pool (and `source` = (data, names, cache, excluded)) spread
+    over its workers.  Sources are drawn by `SOURCE_SHARES`."""
     rng = np.random.default_rng(seed)
-    picks = [(int(rng.integers(len(patients))), int(rng.integers(2**31))) for _ in range(n)]
+    shares = source_shares(patients)
+    picks = [(int(rng.choice(len(patients), p=shares)), int(rng.integers(2**31))) for _ in range(n)]
     if pool is None:
         return _views(patients, picks, synthetic)
     chunks = [picks[i:i + VIEWS_PER_TASK] for i in range(0, len(picks), VIEWS_PER_TASK)]
@@ -100,7 +129,11 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
           samples_per_epoch: int = 1024, batch_size: int = 16, seed: int = 1234,
           cache: str | None = None, weights_name: str = "cnn_weights.hdf5",
           init_weights: str | None = None, max_seconds: float | None = None, verbose: int = 1,
-          workers: int = 0, synthetic_lesions: float = 0.0) -> dict:
+          workers: int = 0, synthetic_lesions: float = 0.0, exclude_ids: list[str] | None = None,
+          progress=None) -> dict:
+    """Train on every patient of ../shared/data except the `holdout` sources and the
+    `exclude_ids` patients (e.g. a cross-validation fold); `progress(epoch, epochs, logs)` is
+    called after each epoch."""
     import keras
 
     from ..analysis.network import build_unet, load_weights, metadata_path, save_weights
@@ -108,7 +141,9 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
     keras.utils.set_random_seed(seed)
     holdout = list(holdout or [])
     names = [n for n in PATIENTS if n not in holdout]
-    patients = load_patients(data, names, cache=cache)
+    excluded = tuple(sorted(exclude_ids or []))
+    patients = without(load_patients(data, names, cache=cache), set(excluded))
+    names = [p.name for p in patients]
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -123,7 +158,7 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
     # inherit the backend's threads) and prepare the next epoch while the current one trains.
     pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
             if workers > 1 else None)
-    source = (data, tuple(names), cache)
+    source = (data, tuple(names), cache, excluded)
     with ThreadPoolExecutor(1) as prefetch:
         upcoming = prefetch.submit(make_epoch, patients, samples_per_epoch, seed, pool, source,
                                    synthetic_lesions)
@@ -136,6 +171,8 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
                           shuffle=True, verbose=verbose)
             for key in history:
                 history[key].append(float(h.history[key][-1]))
+            if progress:
+                progress(epoch + 1, epochs, {k: v[-1] for k, v in history.items()})
             if max_seconds and time.time() - started > max_seconds:
                 break  # a time-boxed run (e.g. on a lent GPU): the epochs actually run are recorded
     seconds = time.time() - started
@@ -143,9 +180,10 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
         pool.shutdown(cancel_futures=True)
     save_weights(model, out_dir / weights_name)
     meta = {
-        "trained_on": names, "held_out": holdout, "epochs": len(history["loss"]),
+        "trained_on": names, "held_out": holdout, "excluded_patients": list(excluded),
+        "trained_on_patients": all_patient_ids(patients), "epochs": len(history["loss"]),
         "samples_per_epoch": samples_per_epoch, "batch_size": batch_size, "seed": seed,
-        "optimizer": "Adam 1e-4", "loss": f"soft Dice (tumour x{TUMOUR_LOSS_WEIGHT}) + BCE",
+        "optimizer": "Adam 1e-4", "loss": LOSS_NAME, "source_shares": SOURCE_SHARES,
         "synthetic_lesions": synthetic_lesions, "init_weights": str(init_weights) if init_weights else None,
         "input_size": CONTRACT.input_size, "backend": keras.backend.backend(),
         "train_seconds": round(seconds, 1), "history": history,

@@ -31,10 +31,11 @@ def test_views_are_network_sized_with_binary_nested_targets(patients):
     for p in patients:
         for _ in range(10):
             x, y = sample_view(p, int(rng.choice(len(p.labels), p=slice_weights(p))), rng)
-            assert x.shape == (128, 128) and y.shape == (128, 128, 2)
+            assert x.shape == (128, 128) and y.shape == (128, 128, 3)
             assert 0.0 <= x.min() and x.max() <= 1.0
             assert set(np.unique(y)) <= {0.0, 1.0}
             assert not (y[..., 1] > y[..., 0]).any()  # tumour is part of the whole liver
+            assert y[..., 2].all()  # no label 3 here: the tumour label is known everywhere
 
 
 def test_sampling_favours_tumour_slices(patients):
