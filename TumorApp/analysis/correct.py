@@ -145,3 +145,13 @@ def label_map(liver: np.ndarray, tumor: np.ndarray) -> np.ndarray:
     labels[liver] = 1
     labels[tumor] = 2
     return labels
+
+
+def mask_png(mask: np.ndarray) -> bytes:
+    """A bool mask as the 0/255 8-bit grey PNG the API takes and the versions store."""
+    return render.png(np.asarray(mask, dtype=bool).astype(np.uint8) * 255)
+
+
+def label_png(liver: np.ndarray, tumor: np.ndarray) -> bytes:
+    """Both masks as one grey PNG for the editor: 0 background, 128 liver, 255 tumour."""
+    return render.png(np.array([0, 128, 255], np.uint8)[label_map(liver, tumor)])
