@@ -1,7 +1,7 @@
 """Admin views of analyses (read-mostly) and account flags, for the administrator."""
 from django.contrib import admin
 
-from .models import AccountFlags, Analysis, AuditEvent
+from .models import AccountFlags, Analysis, AuditEvent, MaskVersion
 
 
 @admin.register(Analysis)
@@ -37,4 +37,19 @@ class AuditEventAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(MaskVersion)
+class MaskVersionAdmin(admin.ModelAdmin):
+    """Read-only: versions are written by the outline editor and the API, never edited by hand."""
+
+    list_display = ("analysis", "number", "created_by_name", "created_at")
+    search_fields = ("created_by_name",)
+    readonly_fields = [f.name for f in MaskVersion._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

@@ -4,12 +4,13 @@ from __future__ import annotations
 from functools import wraps
 
 from django.http import JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.urls import reverse
 
 from TumorApp.analysis.errors import InputError
 
 from . import selectors, services
-from .forms import AnalysisUploadForm
+from .forms import AnalysisUploadForm, MaskCorrectionForm
 from .models import AuditEvent
 
 LIST_LIMIT = 50
@@ -82,4 +83,35 @@ def analysis(request, pk: int):
         return error(404, "No such analysis for this account.")
     services.record_event(action=AuditEvent.Action.API_VIEW, user=request.user, analysis_id=found.pk,
                           ip=services.client_ip(request))
+    return JsonResponse(selectors.api_payload(found))
+
+
+def _multipart_put(request):
+    """(data, files) of a multipart PUT body: Django parses multipart only for POST."""
+    if not request.content_type.startswith("multipart/form-data"):
+        raise MultiPartParserError("Send the masks as multipart/form-data.")
+    return request.parse_file_upload(request.META, request)
+
+
+@api_login_required
+@allow("PUT")
+def analysis_masks(request, pk: int):
+    """PUT corrected liver and tumour masks: a new version, the result recomputed from it."""
+    found = selectors.analyses_for(request.user).filter(pk=pk).first()
+    if found is None:
+        return error(404, "No such analysis for this account.")
+    try:
+        data, files = _multipart_put(request)
+    except MultiPartParserError as e:
+        return error(400, str(e) or "The multipart body could not be read.")
+    form = MaskCorrectionForm(data, files)
+    if not form.is_valid():
+        errors = _form_errors(form)
+        return error(400, " ".join(m for ms in errors.values() for m in ms), fields=errors)
+    try:
+        services.correct_masks(analysis=found, user=request.user, liver_png=form.cleaned_data["liver"].read(),
+                               tumor_png=form.cleaned_data["tumor"].read(), ip=services.client_ip(request))
+    except InputError as e:
+        return error(400, str(e))
+    found.refresh_from_db()
     return JsonResponse(selectors.api_payload(found))

@@ -107,3 +107,12 @@ class ProfileForm(forms.Form):
     def has_account_changes(self) -> bool:
         return bool(self.cleaned_data.get("new_password1")) or \
             self.cleaned_data.get("username") != self.user.get_username()
+
+
+class MaskCorrectionForm(forms.Form):
+    """The two corrected masks (`PUT /api/analyses/<id>/masks/`); the service checks the PNG content."""
+
+    liver = forms.FileField(error_messages={"required": "The liver mask (PNG) is missing.",
+                                            "empty": "The liver mask is empty."})
+    tumor = forms.FileField(error_messages={"required": "The tumor mask (PNG) is missing.",
+                                            "empty": "The tumor mask is empty."})

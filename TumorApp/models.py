@@ -3,10 +3,15 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Analysis(models.Model):
-    """One uploaded CT slice and what the pipeline found in it; never overwritten, only deleted."""
+    """One uploaded CT slice and its current result; deleted only by its owner.
+
+    The result fields hold the network's result until the outline is corrected, then the latest
+    correction's; every version, the network's included, is kept in `MaskVersion`.
+    """
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="analyses")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -62,6 +67,7 @@ class AuditEvent(models.Model):
         VIEW = "view", "viewed"
         API_VIEW = "api_view", "viewed (API)"
         DELETE = "delete", "deleted"
+        CORRECT = "correct", "corrected the outline"
 
     timestamp = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -77,3 +83,40 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         target = f" analysis {self.analysis_id}" if self.analysis_id else ""
         return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.get_action_display()}{target}"
+
+
+class MaskVersion(models.Model):
+    """One saved outline of an analysis and the result recomputed from it; append-only.
+
+    Number 0 is the network's own outline (written when the first correction is saved), 1, 2, ...
+    the corrections; the highest number is the analysis's current result. Masks are stored as
+    0/255 PNGs of the image's own size; `images` maps picture names to storage paths.
+    """
+
+    analysis = models.ForeignKey(Analysis, on_delete=models.CASCADE, related_name="mask_versions")
+    number = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="mask_versions")
+    # Kept as text so the version survives its author's renaming or deletion; "" for the network.
+    created_by_name = models.CharField(max_length=150, blank=True)
+    liver_mask = models.CharField(max_length=255)
+    tumor_mask = models.CharField(max_length=255)
+    result = models.JSONField(default=dict)
+    notes = models.JSONField(default=list)
+    images = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["analysis", "number"]
+        constraints = [models.UniqueConstraint(fields=["analysis", "number"], name="mask_version_unique_number")]
+
+    def __str__(self) -> str:
+        who = self.created_by_name or "network"
+        return f"analysis {self.analysis_id} v{self.number} ({who}, {self.created_at:%Y-%m-%d %H:%M})"
+
+    @property
+    def is_model(self) -> bool:
+        return self.number == 0
+
+    def paths(self) -> list[str]:
+        return [self.liver_mask, self.tumor_mask, *self.images.values()]

@@ -12,7 +12,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from .models import AccountFlags, Analysis, AuditEvent
+from .models import AccountFlags, Analysis, AuditEvent, MaskVersion
 
 log = logging.getLogger("TumorApp.audit")
 
@@ -122,6 +122,8 @@ def create_analysis(*, user, upload, pixel_spacing: float | None = None, ip: str
 def delete_analysis(*, analysis: Analysis, ip: str | None = None) -> None:
     """Delete the row (and record who did), then (once committed) its stored files."""
     paths = [analysis.upload.name, *analysis.images.values()]
+    for version in analysis.mask_versions.all():
+        paths.extend(p for p in version.paths() if p not in paths)
     pk, owner = analysis.pk, analysis.owner.get_username()
     with transaction.atomic():
         analysis.delete()
@@ -178,6 +180,8 @@ def remove_orphan_files(*, older_than_s: float = 3600.0) -> list[str]:
     for upload, images in Analysis.objects.values_list("upload", "images").iterator():
         referenced.add(upload)
         referenced.update((images or {}).values())
+    for liver, tumor, images in MaskVersion.objects.values_list("liver_mask", "tumor_mask", "images").iterator():
+        referenced.update((liver, tumor, *(images or {}).values()))
     cutoff = time.time() - older_than_s
     removed = []
     for top in ("uploads", "results"):
@@ -192,3 +196,84 @@ def remove_orphan_files(*, older_than_s: float = 3600.0) -> list[str]:
     if removed:
         log.info("removed %d orphan file(s) from %s", len(removed), root)
     return removed
+
+
+# --- corrected outlines (issue 10) ---------------------------------------------------------------
+
+MIRRORED_NOTE = "looked mirrored"  # part of the pipeline's note when it analysed a slice mirrored
+NO_LIVER_NOTE = "No liver was found on this slice."
+
+
+def _read_stored(path: str) -> bytes:
+    with default_storage.open(path, "rb") as f:
+        return f.read()
+
+
+def correct_masks(*, analysis: Analysis, user, liver_png: bytes, tumor_png: bytes,
+                  ip: str | None = None) -> MaskVersion:
+    """Save a corrected outline as a new version and make its recomputed result the analysis's.
+
+    Validates and recomputes first (InputError writes nothing); then, in one transaction, keeps
+    the network's own outline as version 0 if this is the first correction, writes the new
+    version's masks and pictures, updates the analysis row and records the `correct` event.
+    On any failure the files written so far are removed and nothing stored changes.
+    """
+    from TumorApp.analysis.correct import (MASK_IMAGES, mask_from_png, mask_png, masks_from_mask_image,
+                                           recompute)
+    from TumorApp.analysis.loading import load
+
+    ct = load(_read_stored(analysis.upload.name), filename=analysis.original_name)
+    liver = mask_from_png(liver_png, ct.shape, "liver")
+    tumor = mask_from_png(tumor_png, ct.shape, "tumor")
+
+    saved: list[str] = []
+
+    def save(path: str, content: bytes) -> str:
+        stored = default_storage.save(path, ContentFile(content))
+        saved.append(stored)
+        return stored
+
+    try:
+        with transaction.atomic():
+            locked = Analysis.objects.select_for_update().get(pk=analysis.pk)
+            folder = f"results/{locked.owner_id}/corrections/{locked.pk}"
+            model = locked.mask_versions.filter(number=0).first()
+            if model is None:
+                model_liver, model_tumor = masks_from_mask_image(_read_stored(locked.images["mask"]))
+                model = MaskVersion.objects.create(
+                    analysis=locked, number=0, created_at=locked.created_at,
+                    liver_mask=save(f"{folder}/v0/liver.png", mask_png(model_liver)),
+                    tumor_mask=save(f"{folder}/v0/tumor.png", mask_png(model_tumor)),
+                    result=locked.result, notes=locked.notes, images=locked.images)
+            spacing = model.result.get("pixel_spacing_mm") or [0.75, 0.75]
+            carried = tuple(n for n in model.notes if n != NO_LIVER_NOTE)
+            result = recompute(ct, liver, tumor, spacing_mm=(spacing[0], spacing[1]),
+                               spacing_source=model.result.get("spacing_source", locked.spacing_source),
+                               mirrored=any(MIRRORED_NOTE in n for n in model.notes), notes=carried)
+            number = locked.mask_versions.order_by("-number").values_list("number", flat=True).first() + 1
+            prefix = f"{folder}/v{number}"
+            images = dict(model.images)
+            images.update({name: save(f"{prefix}/{name}.png", result.images[name]) for name in MASK_IMAGES})
+            images["thumbnail"] = save(f"{prefix}/thumbnail.png", _thumbnail(result.images["annotated"]))
+            version = MaskVersion.objects.create(
+                analysis=locked, number=number, created_by=user, created_by_name=user.get_username()[:150],
+                liver_mask=save(f"{prefix}/liver.png", mask_png(liver)),
+                tumor_mask=save(f"{prefix}/tumor.png", mask_png(tumor)),
+                result=result.to_dict(), notes=result.notes, images=images)
+            locked.result = version.result
+            locked.notes = version.notes
+            locked.images = images
+            locked.tumor_detected = bool(result.tumor_detected)
+            locked.stage = result.stage or ""
+            locked.affected_percent = float(result.affected_percent)
+            locked.save(update_fields=["result", "notes", "images", "tumor_detected", "stage", "affected_percent"])
+            record_event(action=AuditEvent.Action.CORRECT, user=user, analysis_id=locked.pk, ip=ip)
+    except BaseException:
+        for path in saved:
+            try:
+                default_storage.delete(path)
+            except OSError:
+                log.exception("could not remove %s after a failed correction", path)
+        raise
+    log.info("user=%s corrected id=%s version=%s", user.get_username(), analysis.pk, version.number)
+    return version

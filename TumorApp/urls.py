@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from . import api, views
+from . import api, correction_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -19,6 +19,10 @@ urlpatterns = [
     path("audit/", views.audit_log, name="audit"),
     path("api/analyses/", api.analyses, name="api-analyses"),
     path("api/analyses/<int:pk>/", api.analysis, name="api-analysis"),
+    # Correcting the outline (issue 10): the editor's data and the save.
+    path("api/analyses/<int:pk>/masks/", api.analysis_masks, name="api-analysis-masks"),
+    path("analyses/<int:pk>/labels/<str:which>.png", correction_views.labels, name="analysis-labels"),
+    path("analyses/<int:pk>/slice-hu.bin", correction_views.slice_hu, name="analysis-slice-hu"),
     # The original application's page names.
     path("index.html", RedirectView.as_view(pattern_name="home", permanent=True)),
     path("AdminLogin.html", RedirectView.as_view(pattern_name="login", permanent=True)),

@@ -61,8 +61,11 @@ def detect(request):
 
 
 def _result_context(analysis):
+    correction, _ = selectors.correction_of(analysis)
     return {
         "analysis": analysis,
+        "correction": correction,
+        "compare": selectors.compare_panels(analysis) if correction else None,
         "result": analysis.result,
         "lesions": analysis.lesions,
         "images": selectors.embedded_images(analysis),

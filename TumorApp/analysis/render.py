@@ -51,14 +51,18 @@ def annotated(grey: np.ndarray, liver: np.ndarray, tumor_labels: np.ndarray,
     contours, _ = cv2.findContours((tumor_labels > 0).astype(np.uint8), cv2.RETR_EXTERNAL,
                                    cv2.CHAIN_APPROX_NONE)
     cv2.drawContours(image, contours, -1, TUMOR_BGR, t, cv2.LINE_AA)
-    scale = max(0.4, max(grey.shape) / 900)
+    # Lesion numbers: large enough to read on a 512 px slice shown small, with a dark outline so
+    # they stay readable over bright bone or contrast.
+    scale = max(0.5, max(grey.shape) / 700)
     for number, lesion in enumerate(lesions, start=1):
         x, y, w, h = lesion.bbox
         pad = t + 1
         cv2.rectangle(image, (x - pad, y - pad), (x + w + pad - 1, y + h + pad - 1), BOX_BGR, t)
-        label_y = y - pad - 3 if y - pad - 3 > 12 * scale else y + h + pad + int(14 * scale)
-        cv2.putText(image, str(number), (max(x - pad, 0), int(label_y)), cv2.FONT_HERSHEY_SIMPLEX,
-                    scale, BOX_BGR, max(1, t), cv2.LINE_AA)
+        label_y = y - pad - 3 if y - pad - 3 > 20 * scale else y + h + pad + int(22 * scale)
+        origin = (max(x - pad, 0), int(label_y))
+        cv2.putText(image, str(number), origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(1, t) + 2,
+                    cv2.LINE_AA)
+        cv2.putText(image, str(number), origin, cv2.FONT_HERSHEY_SIMPLEX, scale, BOX_BGR, max(1, t), cv2.LINE_AA)
     return image
 
 

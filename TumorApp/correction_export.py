@@ -1,0 +1,45 @@
+"""`export_corrections`: every corrected analysis as a training slice (layout in training/corrections.py)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.core.files.storage import default_storage
+
+from .models import Analysis
+from .services import MIRRORED_NOTE
+
+
+def export_corrections(out_dir: Path | str) -> list[dict]:
+    """Write each corrected analysis's slice (HU where the upload had HU) and its latest corrected
+    labels to `out_dir`, plus `manifest.json`; returns the manifest entries."""
+    from TumorApp.analysis.correct import label_map, mask_from_png
+    from TumorApp.analysis.loading import load
+    from TumorApp.training.corrections import write_slice
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = []
+    corrected = Analysis.objects.filter(mask_versions__number__gt=0).distinct().order_by("pk")
+    for analysis in corrected.iterator():
+        latest = analysis.mask_versions.order_by("-number").first()
+        model = analysis.mask_versions.get(number=0)
+        with default_storage.open(analysis.upload.name, "rb") as f:
+            ct = load(f.read(), filename=analysis.original_name)
+        masks = []
+        for path, name in ((latest.liver_mask, "liver"), (latest.tumor_mask, "tumor")):
+            with default_storage.open(path, "rb") as f:
+                masks.append(mask_from_png(f.read(), ct.shape, name))
+        spacing = latest.result.get("pixel_spacing_mm") or [0.75, 0.75]
+        name = f"analysis-{analysis.pk}.npz"
+        mirrored = any(MIRRORED_NOTE in n for n in model.notes)
+        write_slice(out / name, image=ct.pixels, label=label_map(*masks), is_hu=ct.is_hu,
+                    spacing_mm=(spacing[0], spacing[1]), source_id=analysis.pk, version=latest.number,
+                    mirrored=mirrored)
+        manifest.append({"file": name, "source_id": analysis.pk, "version": latest.number,
+                         "corrected_by": latest.created_by_name, "corrected_at": latest.created_at.isoformat(),
+                         "original_name": analysis.original_name, "is_hu": ct.is_hu,
+                         "spacing_mm": spacing, "spacing_source": analysis.spacing_source,
+                         "shape": list(ct.shape), "mirrored": mirrored})
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
