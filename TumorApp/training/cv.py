@@ -173,9 +173,8 @@ def run_cv(data: str, out: str | Path, *, k: int = 5, seed: int = 0, train_kwarg
         held = sorted(pid for pid, g in assignment.items() if g == f)
         d = fold_dir(out, k, f)
         figures_path = d / "figures.json"
-        if figures_path.is_file():
-            saved = json.loads(figures_path.read_text())
-        else:
+        saved = json.loads(figures_path.read_text()) if figures_path.is_file() else None
+        if saved is None or not {str(t) for t in thresholds} <= set(saved["figures"]):
             weights = d / "cnn_weights.hdf5"
             if not weights.is_file():
                 log(f"fold {f + 1}/{k}: training without {len(held)} patients")

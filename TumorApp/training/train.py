@@ -86,13 +86,25 @@ def _views(patients, picks, synthetic: float = 0.0):
     return np.stack([v[0] for v in views])[..., None], np.stack([v[1] for v in views])
 
 
+def load_sources(data: str, names, cache: str | None, excluded=(), corrections=()) -> list:
+    """The training sources: `names` from ../shared/data (or the cache), plus folders written by
+    `manage.py export_corrections`, less the `excluded` patient ids."""
+    from .corrections import read_corrections
+
+    patients = load_patients(data, names, cache=cache)
+    for folder in corrections:
+        patients += read_corrections(folder)
+    return without(patients, set(excluded))
+
+
 @lru_cache(maxsize=2)
-def _cached_patients(data: str, names: tuple[str, ...], cache: str | None, excluded: tuple[str, ...] = ()):
-    return without(load_patients(data, names, cache=cache), set(excluded))
+def _cached_patients(data: str, names: tuple[str, ...], cache: str | None, excluded: tuple[str, ...] = (),
+                     corrections: tuple[str, ...] = ()):
+    return load_sources(data, names, cache, excluded, corrections)
 
 
-def _views_in_worker(data, names, cache, excluded, synthetic, picks):
-    return _views(_cached_patients(data, names, cache, excluded), picks, synthetic)
+def _views_in_worker(data, names, cache, excluded, corrections, synthetic, picks):
+    return _views(_cached_patients(data, names, cache, excluded, corrections), picks, synthetic)
 
 
 def make_epoch(patients, n: int, seed: int, pool=None, source=None, synthetic: float = 0.0):
@@ -130,10 +142,10 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
           cache: str | None = None, weights_name: str = "cnn_weights.hdf5",
           init_weights: str | None = None, max_seconds: float | None = None, verbose: int = 1,
           workers: int = 0, synthetic_lesions: float = 0.0, exclude_ids: list[str] | None = None,
-          progress=None) -> dict:
+          corrections: list[str] | None = None, progress=None) -> dict:
     """Train on every patient of ../shared/data except the `holdout` sources and the
-    `exclude_ids` patients (e.g. a cross-validation fold); `progress(epoch, epochs, logs)` is
-    called after each epoch."""
+    `exclude_ids` patients (e.g. a cross-validation fold), plus the `corrections` folders
+    (`manage.py export_corrections`); `progress(epoch, epochs, logs)` is called after each epoch."""
     import keras
 
     from ..analysis.network import build_unet, load_weights, metadata_path, save_weights
@@ -142,8 +154,9 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
     holdout = list(holdout or [])
     names = [n for n in PATIENTS if n not in holdout]
     excluded = tuple(sorted(exclude_ids or []))
-    patients = without(load_patients(data, names, cache=cache), set(excluded))
-    names = [p.name for p in patients]
+    corrections = tuple(str(c) for c in corrections or [])
+    patients = load_sources(data, names, cache, excluded, corrections)
+    names = [p.name for p in patients if p.name in PATIENTS]
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -158,7 +171,7 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
     # inherit the backend's threads) and prepare the next epoch while the current one trains.
     pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
             if workers > 1 else None)
-    source = (data, tuple(names), cache, excluded)
+    source = (data, tuple(names), cache, excluded, corrections)
     with ThreadPoolExecutor(1) as prefetch:
         upcoming = prefetch.submit(make_epoch, patients, samples_per_epoch, seed, pool, source,
                                    synthetic_lesions)
@@ -181,6 +194,7 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
     save_weights(model, out_dir / weights_name)
     meta = {
         "trained_on": names, "held_out": holdout, "excluded_patients": list(excluded),
+        "corrections": list(corrections),
         "trained_on_patients": all_patient_ids(patients), "epochs": len(history["loss"]),
         "samples_per_epoch": samples_per_epoch, "batch_size": batch_size, "seed": seed,
         "optimizer": "Adam 1e-4", "loss": LOSS_NAME, "source_shares": SOURCE_SHARES,

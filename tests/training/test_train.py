@@ -75,6 +75,6 @@ def test_worker_processes_make_the_same_views_as_the_main_process(patients, tmp_
     cached = load_patients("", ["seed", "lits-117"], cache=cache)
     x, y = make_epoch(cached, 100, seed=7)
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        px, py = make_epoch(cached, 100, seed=7, pool=pool, source=("", ("seed", "lits-117"), str(cache), ()))
+        px, py = make_epoch(cached, 100, seed=7, pool=pool, source=("", ("seed", "lits-117"), str(cache), (), ()))
     np.testing.assert_array_equal(x, px)
     np.testing.assert_array_equal(y, py)

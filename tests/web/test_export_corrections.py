@@ -84,15 +84,18 @@ def test_training_reader_gives_patients_in_the_dataset_shape(exported):
 
 @pytest.mark.slow
 def test_one_epoch_trains_on_the_exported_corrections(exported, tmp_path):
-    from TumorApp.training.dataset import Patient, save_cache
+    """`train(corrections=[folder])` (train_model --corrections) adds the export to the sources."""
+    import numpy as np
+
+    from TumorApp.training.dataset import save_cache
     from TumorApp.training.train import train
 
     out = exported[0]
-    # train() reads patients by the names it knows; the lead wires "corrections" in by name.
-    renamed = [Patient(name, p.images, p.labels, p.is_hu, p.full_field, p.spacing_mm)
-               for name, p in zip(("lits-117", "seed"), read_corrections(out, size=256))]
-    cache = tmp_path / "cache.npz"
-    save_cache(renamed, cache)
-    meta = train("", str(tmp_path / "model"), holdout=["ircadb-01"], epochs=1, samples_per_epoch=8,
-                 batch_size=4, cache=str(cache), verbose=0)
-    assert meta["epochs"] == 1 and (tmp_path / "model" / "cnn_weights.hdf5").stat().st_size > 0
+    cache = tmp_path / "empty.npz"
+    save_cache([], cache)  # no ../shared/data sources: the corrections alone
+    np.load(cache)  # a valid, empty archive
+    meta = train("", str(tmp_path / "model"), epochs=1, samples_per_epoch=8, batch_size=4,
+                 cache=str(cache), corrections=[str(out)], init_weights=None, verbose=0)
+    assert meta["epochs"] == 1 and meta["corrections"] == [str(out)]
+    assert set(meta["trained_on_patients"]) == {"corrections-hu", "corrections-display"}
+    assert (tmp_path / "model" / "cnn_weights.hdf5").stat().st_size > 0

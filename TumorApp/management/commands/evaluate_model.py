@@ -51,13 +51,15 @@ class Command(BaseCommand):
         cv.add_argument("--fold-seed", type=int, default=0)
         cv.add_argument("--out", default=str(REPO_ROOT / "var" / "cv"),
                         help="fold weights and figures (resumable: existing folds are reused)")
-        cv.add_argument("--epochs", type=int, default=5)
+        cv.add_argument("--epochs", type=int, default=2)
         cv.add_argument("--samples-per-epoch", type=int, default=400)
         cv.add_argument("--batch-size", type=int, default=8)
         cv.add_argument("--init-weights", default=str(BASE_WEIGHTS),
                         help="every fold fine-tunes from these; the patients they were trained on "
                              "are trained on in every fold and measured in none ('' for random init)")
         cv.add_argument("--cache", default=None, help="training slices cache (.npz from dataset.save_cache)")
+        cv.add_argument("--thresholds", default="0.4,0.5,0.6,0.7",
+                        help="tumour thresholds to compare (post-processing only)")
         cv.add_argument("--baseline", default=None,
                         help="also measure these weights on the same folds (e.g. the previous model)")
 
@@ -133,8 +135,9 @@ class Command(BaseCommand):
         always = frozenset(weights_metadata(init).get("trained_on", [])) if init else frozenset()
         train_kwargs = dict(epochs=o["epochs"], samples_per_epoch=o["samples_per_epoch"],
                             batch_size=o["batch_size"], init_weights=init, cache=o["cache"])
+        thresholds = tuple(float(t) for t in o["thresholds"].split(","))
         summary = run_cv(o["data"], o["out"], k=o["folds"], seed=o["fold_seed"], train_kwargs=train_kwargs,
-                         always_train=always, log=lambda m: self.stdout.write(m))
+                         thresholds=thresholds, always_train=always, log=lambda m: self.stdout.write(m))
         baseline = None
         if o["baseline"]:
             baseline = self._baseline(o, summary)

@@ -25,7 +25,9 @@ class Command(BaseCommand):
                             help="data source kept out of training (repeatable)")
         parser.add_argument("--exclude-patient", action="append", default=[],
                             help="patient id kept out of training, e.g. msd-10050 (repeatable)")
-        parser.add_argument("--epochs", type=int, default=5)
+        parser.add_argument("--corrections", action="append", default=[],
+                            help="also train on a folder written by `manage.py export_corrections` (repeatable)")
+        parser.add_argument("--epochs", type=int, default=2)
         parser.add_argument("--samples-per-epoch", type=int, default=400)
         parser.add_argument("--batch-size", type=int, default=8)
         parser.add_argument("--seed", type=int, default=1234)
@@ -44,6 +46,7 @@ class Command(BaseCommand):
                      samples_per_epoch=o["samples_per_epoch"], batch_size=o["batch_size"],
                      seed=o["seed"], cache=o["cache"], max_seconds=o["max_seconds"], workers=o["workers"],
                      init_weights=o["init_weights"] or None, synthetic_lesions=o["synthetic_lesions"],
-                     exclude_ids=o["exclude_patient"], verbose=1 if o["verbosity"] else 0)
+                     exclude_ids=o["exclude_patient"], corrections=o["corrections"],
+                     verbose=1 if o["verbosity"] else 0)
         self.stdout.write(json.dumps({k: v for k, v in meta.items()
                                       if k not in ("history", "trained_on_patients")}, indent=1))
