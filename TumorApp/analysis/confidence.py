@@ -42,7 +42,7 @@ def assess(seg: Segmentation, masks: Masks, spacing_mm: tuple[float, float]) -> 
     if not masks.liver_found:
         return Confidence(lesions=(), slice=0.0)
     lesions = tuple(lesion_confidence(masks.tumor_labels == k, seg, spacing_mm)
-                    for k in range(1, masks.lesion_count + 1))
+                    for k in range(1, masks.lesion_count + 1))  # label order = measure_lesions order
     if lesions:
         return Confidence(lesions=lesions, slice=max(lesions))
     region = dilate_mm(masks.liver, CONTRACT.liver_dilation_mm, spacing_mm)
@@ -53,7 +53,14 @@ def assess(seg: Segmentation, masks: Masks, spacing_mm: tuple[float, float]) -> 
 
 def lesion_confidence(region: np.ndarray, seg: Segmentation, spacing_mm: tuple[float, float]) -> float:
     """Mean tumour probability inside `region` x mean liver probability in the ring around it."""
-    inside = float(seg.tumor_prob[region].mean())
-    ring = dilate_mm(region, RING_MM, spacing_mm) & ~region
-    around = float(seg.liver_prob[ring].mean()) if ring.any() else 0.0
+    ys, xs = np.nonzero(region)
+    if ys.size == 0:
+        return 0.0
+    # Work in the lesion's box grown by the ring: one small dilation per lesion, not a whole slice.
+    my, mx = (int(np.ceil(RING_MM / s)) + 1 for s in spacing_mm)
+    box = (slice(max(ys.min() - my, 0), ys.max() + my + 1), slice(max(xs.min() - mx, 0), xs.max() + mx + 1))
+    inside_mask = region[box]
+    inside = float(seg.tumor_prob[box][inside_mask].mean())
+    ring = dilate_mm(inside_mask, RING_MM, spacing_mm) & ~inside_mask
+    around = float(seg.liver_prob[box][ring].mean()) if ring.any() else 0.0
     return float(np.clip(inside * around, 0.0, 1.0))
