@@ -57,7 +57,7 @@ class AnalysisResult:
 
     @property
     def low_confidence(self) -> bool:
-        return self.confidence < CONTRACT.low_confidence
+        return is_low(self.confidence)
 
     def to_dict(self) -> dict:
         """The JSON contract shared by the CLI and the API."""
@@ -77,8 +77,13 @@ class AnalysisResult:
         }
 
 
+def is_low(confidence: float) -> bool:
+    """Below `CONTRACT.low_confidence`, judged on the rounded value the JSON shows."""
+    return round(confidence, 3) < CONTRACT.low_confidence
+
+
 def confidence_dict(value: float) -> dict:
-    return {"confidence": round(value, 3), "low_confidence": value < CONTRACT.low_confidence}
+    return {"confidence": round(value, 3), "low_confidence": is_low(value)}
 
 
 def lesion_dict(lesion: Lesion) -> dict:
