@@ -121,7 +121,8 @@ def test_upside_down_slice_is_analysed_with_a_visible_warning(auth_client):
     for page in ("analysis", "analysis-report"):
         html = auth_client.get(reverse(page, args=[body["id"]])).content.decode()
         assert 'id="input-warnings"' in html and "looks upside down" in html
-    assert "warning" in auth_client.get(reverse("history")).content.decode()
+    history = auth_client.get(reverse("history")).content.decode()
+    assert ">warning</span>" in history and "looks upside down" in history
 
 
 def test_no_liver_is_inconclusive_on_every_view(auth_client, monkeypatch):
