@@ -58,6 +58,7 @@ def analyses(request):
         return JsonResponse({"results": [
             {"id": a.pk, "created_at": a.created_at.isoformat(), "file": a.original_name,
              "tumor_detected": a.tumor_detected, "stage": a.stage or None,
+             "inconclusive": bool(a.result.get("inconclusive", False)),
              "url": reverse("api-analysis", args=[a.pk])} for a in items]})
     form = AnalysisUploadForm(request.POST, request.FILES)
     if not form.is_valid():

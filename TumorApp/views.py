@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template import loader
 from django.views.decorators.http import require_GET, require_http_methods
 
+from TumorApp.analysis.config import CONTRACT
 from TumorApp.analysis.errors import InputError
 
 from . import selectors, services
@@ -70,6 +71,7 @@ def _result_context(analysis):
         "lesions": analysis.lesions,
         "images": selectors.embedded_images(analysis),
         "spacing_label": SPACING_LABELS.get(analysis.spacing_source, analysis.spacing_source),
+        "low_confidence": CONTRACT.low_confidence,
     }
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +68,8 @@ class CTSlice:
     bit_depth: int
     filename: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # Share of clearly coloured pixels of a colour input (0 for grey): `plausibility.py` refuses photos.
+    coloured_share: float = 0.0
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -165,13 +167,27 @@ def _load_picture(raw: bytes, filename: str) -> CTSlice:
         black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         img = Image.alpha_composite(black, rgba)
         notes.append("Transparent pixels were treated as black.")
+    coloured = 0.0
     if img.mode != "L":
         colourful = img.mode not in ("1",) and _is_colourful(img)
+        if colourful:
+            coloured = coloured_share(np.asarray(img.convert("RGB")))
         img = img.convert("L")
         if colourful:
             notes.append("Colour image: converted to greyscale.")
     values = np.asarray(img, dtype=np.float64) / 255.0
-    return _display_slice(values, source, 8, filename, notes)
+    return replace(_display_slice(values, source, 8, filename, notes), coloured_share=coloured)
+
+
+def coloured_share(rgb: np.ndarray, saturated: float = 0.25, dark: float = 0.15) -> float:
+    """Share of pixels with HSV saturation above `saturated`, ignoring near-black ones (their
+    saturation is unstable: JPEG chroma noise on black)."""
+    rgb = np.asarray(rgb, dtype=np.float32)
+    if rgb.max() > 1.0:
+        rgb = rgb / 255.0
+    top, bottom = rgb.max(axis=-1), rgb.min(axis=-1)
+    saturation = np.where(top > 0, (top - bottom) / np.maximum(top, 1e-6), 0.0)
+    return float(((saturation > saturated) & (top > dark)).mean())
 
 
 def _is_colourful(img) -> bool:
@@ -303,8 +319,9 @@ def _dicom_colour(ds, stored, filename, notes) -> CTSlice:
     notes.append("Colour DICOM: converted to greyscale and analysed as a display image.")
     scale = grey / 255.0 if grey.max() <= 255 else _min_max(grey)
     spacing = _dicom_spacing(ds, notes)
+    shown = rgb / 255.0 if rgb.max() <= 255 else (rgb - rgb.min()) / max(float(np.ptp(rgb)), 1e-6)
     return CTSlice(np.clip(scale, 0, 1).astype(np.float32), False, spacing, "dicom", 8, filename,
-                   tuple(notes))
+                   tuple(notes), coloured_share=coloured_share(shown))
 
 
 def _invert_stored(stored: np.ndarray, ds) -> np.ndarray:

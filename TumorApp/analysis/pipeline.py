@@ -1,7 +1,8 @@
 """The one entry point: `analyze(upload) -> AnalysisResult` (and `analyze_many` for batches).
 
-load -> preprocess -> segment -> post-process -> measure -> stage -> render; the web views, the API
-and the `analyze` management command all call this and re-implement none of it.
+load -> plausibility check -> preprocess -> segment -> post-process -> measure -> stage ->
+confidence -> render; the web views, the API and the `analyze` management command all call this
+and re-implement none of it.
 """
 from __future__ import annotations
 
@@ -13,14 +14,16 @@ from typing import Callable, Iterable
 import numpy as np
 
 from . import render
+from .confidence import assess
 from .config import CONTRACT
 from .errors import InputError
 from .loading import CTSlice, load
 from .measure import Lesion, measure_lesions
+from .plausibility import check
 from .postprocess import clean
 from .preprocess import to_uint8, to_unit
 from .segment import Segmentation, SegmenterLike, segment_many
-from .staging import NO_TUMOR, stage
+from .staging import INCONCLUSIVE, NO_TUMOR, stage
 
 Source = bytes | str | Path
 
@@ -29,7 +32,7 @@ Source = bytes | str | Path
 class AnalysisResult:
     tumor_detected: bool
     stage: str | None
-    stage_label: str  # "Stage II (size-based estimate, not a clinical stage)" / "No Tumor Detected"
+    stage_label: str  # "Stage II (size-based estimate, not a clinical stage)" / NO_TUMOR / INCONCLUSIVE
     affected_percent: float
     liver_area_px: int
     tumor_area_px: int
@@ -45,6 +48,16 @@ class AnalysisResult:
     source: str  # "dicom", "png", "jpeg", ...
     filename: str = ""
     images: dict[str, bytes] = field(default_factory=dict)
+    # No liver on the slice: neither "tumour" nor "no tumour" (never a green "No Tumor Detected").
+    inconclusive: bool = False
+    confidence: float = 0.0  # slice verdict, [0, 1] (confidence.py)
+    lesion_confidence: list[float] = field(default_factory=list)  # one per tumour, same order
+    # Odd but possible input (plausibility.py): user-facing sentences, shown with the result.
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def low_confidence(self) -> bool:
+        return is_low(self.confidence)
 
     def to_dict(self) -> dict:
         """The JSON contract shared by the CLI and the API."""
@@ -56,8 +69,21 @@ class AnalysisResult:
             "tumor_area_px": self.tumor_area_px,
             "pixel_spacing_mm": [round(v, 4) for v in self.pixel_spacing_mm],
             "spacing_source": self.spacing_source,
-            "tumors": [lesion_dict(lesion) for lesion in self.tumors],
+            "tumors": [{**lesion_dict(lesion), **confidence_dict(self.lesion_confidence[i])}
+                       for i, lesion in enumerate(self.tumors)],
+            "inconclusive": self.inconclusive,
+            **confidence_dict(self.confidence),
+            "warnings": list(self.warnings),
         }
+
+
+def is_low(confidence: float) -> bool:
+    """Below `CONTRACT.low_confidence`, judged on the rounded value the JSON shows."""
+    return round(confidence, 3) < CONTRACT.low_confidence
+
+
+def confidence_dict(value: float) -> dict:
+    return {"confidence": round(value, 3), "low_confidence": is_low(value)}
 
 
 def lesion_dict(lesion: Lesion) -> dict:
@@ -86,10 +112,11 @@ def analyze(data: Source, *, filename: str = "", pixel_spacing: float | None = N
     """
     spacing_user = _check_user_spacing(pixel_spacing)
     ct = load(data, filename=filename)
+    warnings = check(ct).warnings
     unit = to_unit(ct)
     seg = segment_many([unit], segmenter or _default_segmenter(), second_pass=second_pass,
                        check_mirror=[_may_be_mirrored(ct)])[0]
-    return _finish(ct, unit, seg, spacing_user, render_images)
+    return _finish(ct, unit, seg, spacing_user, render_images, warnings)
 
 
 def analyze_many(items: Iterable[Source], *, pixel_spacing: float | None = None,
@@ -108,10 +135,12 @@ def analyze_many(items: Iterable[Source], *, pixel_spacing: float | None = None,
     for start in range(0, len(items), max(1, batch_size)):
         chunk = items[start:start + max(1, batch_size)]
         loaded: list[tuple[int, CTSlice, np.ndarray]] = []
+        warned: list[tuple[str, ...]] = []
         outcome: list[AnalysisResult | InputError | None] = [None] * len(chunk)
         for i, item in enumerate(chunk):
             try:
                 ct = load(item)
+                warned.append(check(ct).warnings)
             except InputError as exc:
                 outcome[i] = exc
                 continue
@@ -121,8 +150,8 @@ def analyze_many(items: Iterable[Source], *, pixel_spacing: float | None = None,
         segs = segment_many([unit for _, _, unit in loaded], model, second_pass=second_pass,
                             batch_size=2 * max(1, batch_size),
                             check_mirror=[_may_be_mirrored(ct) for _, ct, _ in loaded])
-        for (i, ct, unit), seg in zip(loaded, segs):
-            outcome[i] = _finish(ct, unit, seg, spacing_user, render_images)
+        for (i, ct, unit), seg, warnings in zip(loaded, segs, warned):
+            outcome[i] = _finish(ct, unit, seg, spacing_user, render_images, warnings)
         results.extend(outcome)  # type: ignore[arg-type]
         if progress:
             progress(len(results), len(items))
@@ -168,18 +197,21 @@ def _resolve_spacing(ct: CTSlice, user: float | None, notes: list[str]) -> tuple
 
 
 def _finish(ct: CTSlice, unit: np.ndarray, seg: Segmentation, user_spacing: float | None,
-            render_images: bool) -> AnalysisResult:
+            render_images: bool, warnings: Iterable[str] = ()) -> AnalysisResult:
     notes = list(ct.notes)
     spacing, spacing_source = _resolve_spacing(ct, user_spacing, notes)
     masks = clean(seg.liver_prob, seg.tumor_prob, spacing)
     if not masks.liver_found:
-        notes.append("No liver was found on this slice.")
+        notes.append("No liver was found on this slice, so nothing can be said about tumours on it "
+                     "(is it a slice through the liver?).")
     elif seg.mirrored:  # without a liver the orientation choice means nothing: say nothing
         notes.append("The input looked mirrored (liver on the image right); it was analysed in "
                      "radiological orientation.")
     lesions = measure_lesions(masks.tumor_labels, masks.liver, spacing, mirrored=seg.mirrored)
     liver_area, tumor_area = int(masks.liver.sum()), int(masks.tumor.sum())
-    staging = stage(lesions, liver_area_px=liver_area, tumor_area_px=tumor_area)
+    staging = stage(lesions, liver_area_px=liver_area, tumor_area_px=tumor_area,
+                    liver_found=masks.liver_found)
+    sure = assess(seg, masks, spacing)
 
     images: dict[str, bytes] = {}
     if render_images:
@@ -211,7 +243,11 @@ def _finish(ct: CTSlice, unit: np.ndarray, seg: Segmentation, user_spacing: floa
         source=ct.source,
         filename=ct.filename,
         images=images,
+        inconclusive=staging.inconclusive,
+        confidence=sure.slice,
+        lesion_confidence=list(sure.lesions),
+        warnings=list(warnings),
     )
 
 
-__all__ = ["AnalysisResult", "InputError", "Lesion", "NO_TUMOR", "analyze", "analyze_many"]
+__all__ = ["AnalysisResult", "INCONCLUSIVE", "InputError", "Lesion", "NO_TUMOR", "analyze", "analyze_many"]

@@ -55,6 +55,9 @@ class Segmentation:
     tumor_prob: np.ndarray  # (H, W) float32 in [0, 1]
     mirrored: bool  # the slice was analysed left-right mirrored (it was not radiological)
     crop: tuple[int, int, int, int] | None  # second-pass crop (x, y, w, h) in input pixels
+    # Tumour probability of the whole-slice pass alone (before the crop replaced it): a second view
+    # of the same tumour for `confidence.py`.  None only from callers that build one by hand.
+    first_tumor_prob: np.ndarray | None = None
 
 
 def segment(unit: np.ndarray, segmenter: SegmenterLike, *, second_pass: bool = True,
@@ -96,6 +99,7 @@ def segment_many(units: Sequence[np.ndarray], segmenter: SegmenterLike, *, secon
         view = np.ascontiguousarray(unit[:, ::-1]) if flip else unit
         oriented.append(view)
         probs.append(from_network_output(flipped if flip else as_is, view.shape[:2]))
+    first_tumor = [p[..., 1].copy() for p in probs]
 
     crops: list[tuple[int, int, int] | None] = [None] * len(units)
     if second_pass:
@@ -122,6 +126,7 @@ def segment_many(units: Sequence[np.ndarray], segmenter: SegmenterLike, *, secon
     results = []
     for i, unit in enumerate(units):
         p = probs[i][:, ::-1] if mirrored[i] else probs[i]
+        first = first_tumor[i][:, ::-1] if mirrored[i] else first_tumor[i]
         crop = None
         if crops[i] is not None:
             x, y, side = crops[i]
@@ -135,6 +140,7 @@ def segment_many(units: Sequence[np.ndarray], segmenter: SegmenterLike, *, secon
             tumor_prob=np.ascontiguousarray(p[..., 1], dtype=np.float32),
             mirrored=mirrored[i],
             crop=crop,
+            first_tumor_prob=np.ascontiguousarray(first, dtype=np.float32),
         ))
     return results
 

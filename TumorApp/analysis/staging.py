@@ -3,6 +3,8 @@
 Stage I: longest diameter <= 20 mm, II: > 20 and <= 50 mm, III: > 50 mm (the AJCC T-category size
 cut-offs, `CONTRACT.stage_cutoffs_mm`).  This is a size-based estimate from one slice, not a
 clinical stage: it knows nothing of vascular invasion, nodes or metastases.
+
+No liver on the slice is not "no tumour": nothing was looked at, so the result is inconclusive.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from .measure import Lesion
 
 STAGE_NOTE = "size-based estimate, not a clinical stage"
 NO_TUMOR = "No Tumor Detected"
+INCONCLUSIVE = "Inconclusive: no liver found on this slice"
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,8 @@ class Staging:
     stage: str | None  # "I" / "II" / "III" / None
     affected_percent: float  # tumour area / liver area * 100
     largest_diameter_mm: float | None
-    label: str  # what to show: "Stage II (size-based estimate, not a clinical stage)" or NO_TUMOR
+    label: str  # what to show: "Stage II (size-based estimate, not a clinical stage)", NO_TUMOR or INCONCLUSIVE
+    inconclusive: bool = False  # no liver on the slice: neither tumour nor "no tumour" can be said
 
 
 def stage_for_diameter(diameter_mm: float) -> str:
@@ -40,7 +44,10 @@ def affected_percent(tumor_area_px: int, liver_area_px: int) -> float:
     return 100.0 * tumor_area_px / liver_area_px
 
 
-def stage(lesions: Sequence[Lesion], *, liver_area_px: int, tumor_area_px: int) -> Staging:
+def stage(lesions: Sequence[Lesion], *, liver_area_px: int, tumor_area_px: int,
+          liver_found: bool = True) -> Staging:
+    if not liver_found:
+        return Staging(False, None, 0.0, None, INCONCLUSIVE, inconclusive=True)
     percent = affected_percent(tumor_area_px, liver_area_px)
     if not lesions:
         return Staging(False, None, percent, None, NO_TUMOR)

@@ -13,9 +13,10 @@ from .conftest import (DICOM_66, FREE_105, JPEG_103, PNG16_57, SEED_440, EmptySe
                        GroundTruthSegmenter, IntensitySegmenter, dice, read_label, seed_label)
 
 RESULT_KEYS = {"tumor_detected", "stage", "affected_percent", "liver_area_px", "tumor_area_px",
-               "pixel_spacing_mm", "spacing_source", "tumors"}
+               "pixel_spacing_mm", "spacing_source", "tumors",
+               "inconclusive", "confidence", "low_confidence", "warnings"}  # issue 9: unsure / odd input
 LESION_KEYS = {"area_px", "area_mm2", "perimeter_px", "perimeter_mm", "eccentricity", "max_diameter_mm",
-               "bbox", "centroid", "side", "part"}
+               "bbox", "centroid", "side", "part", "confidence", "low_confidence"}
 IMAGE_KEYS = {"original", "annotated", "mask", "probability", "threshold", "components"}
 
 
@@ -134,9 +135,10 @@ def test_tumour_free_slice_is_no_tumor_detected():
     assert not result.tumor_mask.any()
 
 
-def test_nothing_found_is_no_tumor_with_a_no_liver_note():
+def test_nothing_found_is_inconclusive_with_a_no_liver_note():
     result = analyze(FREE_105, segmenter=EmptySegmenter())
     assert not result.tumor_detected and result.liver_area_px == 0
+    assert result.inconclusive and result.stage_label == "Inconclusive: no liver found on this slice"
     assert any("No liver" in n for n in result.notes)
     assert set(result.images) == IMAGE_KEYS
 

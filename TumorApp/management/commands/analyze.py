@@ -80,12 +80,16 @@ def _write_masks(directory: Path, name: str, result: AnalysisResult) -> None:
 def _summary(record: dict) -> str:
     if "error" in record:
         return f"{record['file']}: ERROR {record['error']}"
+    warnings = "".join(f" [warning: {w}]" for w in record["warnings"])
+    if record["inconclusive"]:
+        return f"{record['file']}: Inconclusive: no liver found on this slice{warnings}"
+    sure = f"confidence {record['confidence']:.2f}" + (" (low)" if record["low_confidence"] else "")
     if not record["tumor_detected"]:
-        return f"{record['file']}: No Tumor Detected (liver {record['liver_area_px']} px)"
+        return f"{record['file']}: No Tumor Detected (liver {record['liver_area_px']} px), {sure}{warnings}"
     largest = max(t["max_diameter_mm"] for t in record["tumors"])
     return (f"{record['file']}: stage {record['stage']} (size-based estimate, not a clinical stage), "
             f"{len(record['tumors'])} lesion(s), largest {largest:.1f} mm, "
-            f"{record['affected_percent']:.2f}% of liver, spacing {record['spacing_source']}")
+            f"{record['affected_percent']:.2f}% of liver, spacing {record['spacing_source']}, {sure}{warnings}")
 
 
 class _ProgressBar:
