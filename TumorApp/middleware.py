@@ -8,10 +8,9 @@ from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
-from .selectors import must_change_password
+from Tumor.serve import MULTIPART_OVERHEAD  # room for the multipart envelope (waitress allows more)
 
-# Room for the multipart envelope and the small form fields around the file.
-MULTIPART_OVERHEAD = 64 * 1024
+from .selectors import must_change_password
 
 
 def wants_json(request) -> bool:
@@ -31,14 +30,15 @@ class UploadSizeLimitMiddleware:
             length = 0
         limit = settings.MAX_UPLOAD_BYTES
         if length > limit + MULTIPART_OVERHEAD:
-            message = f"The upload is larger than the {filesizeformat(limit)} limit."
+            message = (f"The upload ({length:,} bytes with its form data) is over the limit of "
+                       f"{limit:,} bytes ({filesizeformat(limit)}).")
             if wants_json(request):
                 response = JsonResponse({"error": message, "status": 413}, status=413)
             else:
                 response = render(request, "error.html", {"title": "Upload too large", "message": message},
                                   status=413)
-            # The client may still be sending the body; do not keep the connection for another request.
-            response["Connection"] = "close"
+            # No "Connection: close" here: it is hop-by-hop, and a WSGI server (waitress) refuses it
+            # from the application with a 500. The server closes the connection itself as needed.
             return response
         return self.get_response(request)
 
