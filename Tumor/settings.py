@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "TumorApp.middleware.SecurityHeadersMiddleware",
+    "TumorApp.middleware.ServiceErrorMiddleware",
     "TumorApp.middleware.ForcePasswordChangeMiddleware",
     # Axes wants to be last so it sees the final response of the login view.
     "axes.middleware.AxesMiddleware",
@@ -150,7 +151,18 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_MB", "20")) * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1 * 1024 * 1024  # non-file form fields
-FILE_UPLOAD_PERMISSIONS = 0o640
+# Owner-only: uploads are patient data.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+# Analyses running at once per process (each needs up to ~0.7 GiB at the pixel limit, bench/memory.py);
+# a request waits this long for a slot, then gets a 503.
+MAX_CONCURRENT_ANALYSES = int(os.environ.get("MAX_CONCURRENT_ANALYSES", "2"))
+ANALYSIS_QUEUE_SECONDS = float(os.environ.get("ANALYSIS_QUEUE_SECONDS", "60"))
+# Orphan files (a server killed between writing files and committing) are removed at start and
+# then every ORPHAN_SWEEP_MINUTES by the serving process; files younger than the grace period are
+# left alone, as they may belong to a request in flight.
+ORPHAN_SWEEP_MINUTES = float(os.environ.get("ORPHAN_SWEEP_MINUTES", "60"))
+ORPHAN_GRACE_MINUTES = float(os.environ.get("ORPHAN_GRACE_MINUTES", "60"))
 
 # Security: cookies, headers. HTTPS-only settings switch on with HTTPS=1 (behind a TLS proxy).
 SESSION_COOKIE_HTTPONLY = True

@@ -1,12 +1,16 @@
 """Writes: create and delete analyses, update accounts, seed the first admin. Views call these, nothing else writes."""
 from __future__ import annotations
 
+import errno
+import functools
 import io
 import logging
 import os
 import re
+import threading
 import uuid
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -21,6 +25,21 @@ STORED_EXTENSIONS = {".png", ".jpg", ".jpeg", ".dcm"}
 IMAGE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 THUMBNAIL_SIZE = 128
 DEFAULT_ADMIN = ("admin", "admin")
+
+
+class ServerBusy(Exception):
+    """Every analysis slot stayed busy for the whole queue wait (answered 503)."""
+
+
+class StorageFull(Exception):
+    """The disk (or quota) is full: nothing was stored (answered 507)."""
+
+
+@functools.lru_cache(maxsize=None)
+def _analysis_slots(count: int) -> threading.BoundedSemaphore:
+    """One semaphore per process bounding concurrent analyses, so memory is bounded too
+    (peak per analysis x slots, bench/memory.py)."""
+    return threading.BoundedSemaphore(count)
 
 
 def clean_filename(name: str) -> str:
@@ -70,9 +89,15 @@ def create_analysis(*, user, upload, pixel_spacing: float | None = None, ip: str
     from TumorApp.analysis.pipeline import analyze
 
     display_name = clean_filename(getattr(upload, "name", "") or "")
-    upload.seek(0)
-    data = upload.read()
-    result = analyze(data, filename=display_name, pixel_spacing=pixel_spacing)
+    slots = _analysis_slots(settings.MAX_CONCURRENT_ANALYSES)
+    if not slots.acquire(timeout=settings.ANALYSIS_QUEUE_SECONDS):
+        raise ServerBusy("Every analysis slot is busy; please try again in a minute.")
+    try:
+        upload.seek(0)
+        data = upload.read()
+        result = analyze(data, filename=display_name, pixel_spacing=pixel_spacing)
+    finally:
+        slots.release()
 
     key = uuid.uuid4().hex
     ext = os.path.splitext(display_name)[1].lower()
@@ -80,8 +105,10 @@ def create_analysis(*, user, upload, pixel_spacing: float | None = None, ip: str
     saved: list[str] = []
 
     def save(path: str, content: bytes) -> str:
+        # Names are fresh (uuid), so what exists at `path` after a failed write is our partial file.
+        saved.append(path)
         stored = default_storage.save(path, ContentFile(content))
-        saved.append(stored)
+        saved[-1] = stored
         return stored
 
     try:
@@ -108,34 +135,44 @@ def create_analysis(*, user, upload, pixel_spacing: float | None = None, ip: str
                 spacing_source=result.spacing_source,
             )
             record_event(action=action, user=user, analysis_id=analysis.pk, ip=ip)
-    except BaseException:
+    except BaseException as exc:
         for path in saved:
             try:
                 default_storage.delete(path)
             except OSError:
                 log.exception("could not remove %s after a failed analysis", path)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            log.error("disk full while storing an analysis for user=%s", user.get_username())
+            raise StorageFull("The server's disk is full, so the analysis could not be stored. "
+                              "Nothing was saved; please tell the administrator.") from exc
         raise
     log.info("user=%s analysed id=%s file=%r", user.get_username(), analysis.pk, display_name)
     return analysis
 
 
-def delete_analysis(*, analysis: Analysis, ip: str | None = None) -> None:
-    """Delete the row (and record who did), then (once committed) its stored files."""
-    paths = [analysis.upload.name, *analysis.images.values()]
-    pk, owner = analysis.pk, analysis.owner.get_username()
+def delete_analysis(*, analysis: Analysis, actor=None, ip: str | None = None) -> None:
+    """Delete the row and record who did (the owner unless `actor` is given, e.g. an admin);
+    the stored files go once the deletion is committed (signals.py, for every way of deleting)."""
+    pk, owner = analysis.pk, analysis.owner
     with transaction.atomic():
+        analysis._audited = True  # this event replaces the generic one the post_delete receiver writes
         analysis.delete()
-        record_event(action=AuditEvent.Action.DELETE, user=analysis.owner, analysis_id=pk, ip=ip)
+        record_event(action=AuditEvent.Action.DELETE, user=actor or owner, analysis_id=pk, ip=ip)
+    log.info("user=%s deleted id=%s of user=%s", (actor or owner).get_username(), pk, owner.get_username())
 
-        def remove_files():
-            for path in paths:
-                try:
-                    default_storage.delete(path)
-                except OSError:
-                    log.exception("could not remove %s", path)
 
-        transaction.on_commit(remove_files)
-    log.info("user=%s deleted id=%s", owner, pk)
+def remove_files_on_commit(analysis: Analysis) -> None:
+    """After the transaction deleting this row commits, delete its upload and images."""
+    paths = [p for p in [analysis.upload.name, *(analysis.images or {}).values()] if p]
+
+    def remove_files():
+        for path in paths:
+            try:
+                default_storage.delete(path)
+            except OSError:
+                log.exception("could not remove %s", path)
+
+    transaction.on_commit(remove_files)
 
 
 def update_account(*, user, username: str | None = None, new_password: str | None = None):
