@@ -229,3 +229,18 @@ def remove_orphan_files(*, older_than_s: float = 3600.0) -> list[str]:
     if removed:
         log.info("removed %d orphan file(s) from %s", len(removed), root)
     return removed
+
+
+def sweep_orphans(*, interval_s: float, grace_s: float, stop: threading.Event) -> None:
+    """Remove orphan files now and then every `interval_s` until `stop` is set (the serving
+    process runs this in a background thread; wsgi.py). Files younger than `grace_s` are kept."""
+    from django.db import connection
+
+    while not stop.is_set():
+        try:
+            remove_orphan_files(older_than_s=grace_s)
+        except Exception:  # a database outage must not end the sweeper
+            log.warning("orphan sweep failed; will retry", exc_info=True)
+        finally:
+            connection.close()
+        stop.wait(interval_s)
