@@ -86,7 +86,8 @@ TEMPLATES = [
 ]
 
 # Database: DATABASE_URL (sqlite:///..., mysql://user:pass@host:3306/name); default embedded SQLite.
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# var/ holds the database (password hashes, sessions) and the uploads: owner-only.
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
@@ -108,6 +109,15 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several waitress threads write: wait for the lock instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20})
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    _sqlite = DATABASES["default"]["NAME"]
+    if _sqlite and _sqlite != ":memory:" and not str(_sqlite).startswith("file:"):
+        # Create the file owner-only before SQLite does (it would use the umask, often 0644);
+        # its journal and WAL files copy these permissions.
+        try:
+            os.close(os.open(_sqlite, os.O_CREAT | os.O_WRONLY, 0o600))
+            os.chmod(_sqlite, 0o600)
+        except OSError:
+            pass  # read-only or foreign file: SQLite reports what matters when it opens it
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -120,15 +130,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "TumorApp.validators.PasswordWithoutUsernameValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "detect"
 LOGOUT_REDIRECT_URL = "home"
 
-# Login throttling: lock a username+IP pair after 5 failures for 15 minutes.
+# Login throttling: lock a username+IP pair after 5 failures for 15 minutes, and a whole address
+# after 20 failures across any usernames (TumorApp/lockout.py).
 AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=15)
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = "TumorApp.lockout.lockout_parameters"
+AXES_USERNAME_CALLABLE = "TumorApp.lockout.client_username"
+LOGIN_FAILURES_PER_ADDRESS = int(os.environ.get("LOGIN_FAILURES_PER_ADDRESS", "20"))
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
@@ -146,6 +160,11 @@ WHITENOISE_USE_FINDERS = True
 
 # Uploads and result images: outside static/, generated names, served only through owner-checked views.
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
+try:
+    MEDIA_ROOT.mkdir(mode=0o700, parents=True, exist_ok=True)
+    MEDIA_ROOT.chmod(0o700)  # uploads are patient data: owner-only, also on older installations
+except OSError:
+    pass  # storage reports it on the first upload
 
 # Upload limit, enforced from Content-Length before the body is read (middleware) and again by the form.
 MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_MB", "20")) * 1024 * 1024
