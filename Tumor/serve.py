@@ -37,15 +37,46 @@ def waitress_options(environ=os.environ) -> dict:
     }
 
 
+def header_deadline_channel(seconds: float):
+    """Waitress's channel, closing a connection whose request headers are still incomplete
+    `seconds` after they began: a client trickling one header line every few seconds (slowloris)
+    never idles long enough for channel_timeout. Request bodies (uploads) are not limited by it."""
+    import time
+
+    from waitress.channel import HTTPChannel
+
+    class HeaderDeadlineChannel(HTTPChannel):
+        header_started = 0.0
+
+        def received(self, data):
+            if self.request is None:  # the first bytes of a new request
+                self.header_started = time.monotonic()
+            result = super().received(data)
+            request = self.request
+            if request is not None and not request.headers_finished \
+                    and time.monotonic() - self.header_started > seconds:
+                self.will_close = True  # closed by the main loop, as an idle channel is
+            return result
+
+    return HeaderDeadlineChannel
+
+
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "Tumor.settings")
-    from waitress import serve
+    from waitress.server import create_server
 
     from Tumor.wsgi import application
 
     options = waitress_options()
+    server = create_server(application, **options)
+    server.channel_class = header_deadline_channel(float(os.environ.get("HEADER_TIMEOUT", "20")))
     print(f"Serving on http://{options['host']}:{options['port']}/ (Ctrl+C to stop)", flush=True)
-    serve(application, **options)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
 
 
 if __name__ == "__main__":

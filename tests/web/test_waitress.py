@@ -35,12 +35,12 @@ def _free_port() -> int:
 def serve(tmp_path_factory):
     started = []
 
-    def start(max_upload_mb: int) -> str:
+    def start(max_upload_mb: int, **extra: str) -> str:
         tmp = tmp_path_factory.mktemp(f"serve{max_upload_mb}")
         port = _free_port()
         env = dict(os.environ, TUMOR_VAR_DIR=str(tmp), DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",
                    SECRET_KEY="waitress-test-" + "x" * 40, DEBUG="0", WARM_UP="0", ORPHAN_SWEEP_MINUTES="0",
-                   MAX_UPLOAD_MB=str(max_upload_mb), HOST="127.0.0.1", PORT=str(port))
+                   MAX_UPLOAD_MB=str(max_upload_mb), HOST="127.0.0.1", PORT=str(port), **extra)
         env.pop("DJANGO_SETTINGS_MODULE", None)
         env.pop("MEDIA_ROOT", None)
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=REPO, env=env,
@@ -114,3 +114,24 @@ def test_normal_client_is_answered_while_200_slow_connections_are_open(serve):
     finally:
         for s in slow:
             s.close()
+
+
+def test_connection_trickling_header_lines_is_closed_after_the_header_deadline(serve):
+    base = serve(20, HEADER_TIMEOUT="2")
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /login/ HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        closed = False
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not closed:
+            time.sleep(1)
+            try:
+                s.sendall(b"X-Slow: 1\r\n")  # never idle: channel_timeout alone would never fire
+                s.settimeout(0.2)
+                closed = s.recv(1) == b""
+            except socket.timeout:
+                continue
+            except OSError:
+                closed = True
+        assert closed
+    assert requests.get(f"{base}/login/", timeout=10).status_code == 200
