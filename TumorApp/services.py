@@ -86,18 +86,24 @@ def create_analysis(*, user, upload, pixel_spacing: float | None = None, ip: str
     The analysis runs first, so bad input (InputError) writes nothing. The files and the row
     are written in one transaction; on any failure the files written so far are removed.
     """
-    from TumorApp.analysis.pipeline import analyze
-
-    display_name = clean_filename(getattr(upload, "name", "") or "")
+    # The slot is held until the result (full-size masks and images) is stored and dropped, so
+    # that memory is bounded by slots x the peak of one analysis.
     slots = _analysis_slots(settings.MAX_CONCURRENT_ANALYSES)
     if not slots.acquire(timeout=settings.ANALYSIS_QUEUE_SECONDS):
         raise ServerBusy("Every analysis slot is busy; please try again in a minute.")
     try:
-        upload.seek(0)
-        data = upload.read()
-        result = analyze(data, filename=display_name, pixel_spacing=pixel_spacing)
+        return _analyse_and_store(user=user, upload=upload, pixel_spacing=pixel_spacing, ip=ip, action=action)
     finally:
         slots.release()
+
+
+def _analyse_and_store(*, user, upload, pixel_spacing, ip, action) -> Analysis:
+    from TumorApp.analysis.pipeline import analyze
+
+    display_name = clean_filename(getattr(upload, "name", "") or "")
+    upload.seek(0)
+    data = upload.read()
+    result = analyze(data, filename=display_name, pixel_spacing=pixel_spacing)
 
     key = uuid.uuid4().hex
     ext = os.path.splitext(display_name)[1].lower()

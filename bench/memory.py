@@ -114,12 +114,12 @@ def server_phase(upload: Path, concurrent: int, rounds: int, max_seconds: float)
         server = subprocess.Popen([sys.executable, "-m", "Tumor.serve"], cwd=REPO, env=env,
                                   stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "wb"))
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             try:
-                if requests.get(f"{base}/login/", timeout=5).status_code == 200:
+                if requests.get(f"{base}/login/", timeout=30).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError((tmp / "server.log").read_text()[-2000:])
                 time.sleep(0.1)
