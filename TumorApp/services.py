@@ -84,7 +84,9 @@ def create_analysis(*, user, upload, pixel_spacing: float | None = None, ip: str
     """Analyse one uploaded slice, then store its file, images, row and audit event together.
 
     The analysis runs first, so bad input (InputError) writes nothing. The files and the row
-    are written in one transaction; on any failure the files written so far are removed.
+    are written in one transaction; on any failure the files written so far (a partly written
+    one too) are removed. Raises ServerBusy when no analysis slot frees up in time, StorageFull
+    when the disk is full.
     """
     # The slot is held until the result (full-size masks and images) is stored and dropped, so
     # that memory is bounded by slots x the peak of one analysis.
