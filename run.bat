@@ -18,11 +18,8 @@ if not defined DEBUG set DEBUG=0
 ".venv\Scripts\python.exe" manage.py collectstatic --noinput -v0 || goto :error
 ".venv\Scripts\python.exe" manage.py ensure_admin || goto :error
 
-if not defined HOST set HOST=127.0.0.1
-if not defined PORT set PORT=8000
-if not defined THREADS set THREADS=8
-echo Serving on http://%HOST%:%PORT%/ (Ctrl+C to stop)
-".venv\Scripts\waitress-serve.exe" --host=%HOST% --port=%PORT% --threads=%THREADS% --max-request-body-size=26214400 --channel-timeout=120 Tumor.wsgi:application
+rem Waitress's options (body limit from MAX_UPLOAD_MB, timeouts, connection limit) are in Tumor\serve.py.
+".venv\Scripts\python.exe" -m Tumor.serve
 goto :eof
 
 :error

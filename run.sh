@@ -21,8 +21,5 @@ export DEBUG="${DEBUG:-0}"
 .venv/bin/python manage.py collectstatic --noinput -v0
 .venv/bin/python manage.py ensure_admin
 
-HOST="${HOST:-127.0.0.1}"
-PORT="${PORT:-8000}"
-echo "Serving on http://$HOST:$PORT/ (Ctrl+C to stop)"
-exec .venv/bin/waitress-serve --host="$HOST" --port="$PORT" --threads="${THREADS:-8}" \
-  --max-request-body-size=$(( 25 * 1024 * 1024 )) --channel-timeout=120 Tumor.wsgi:application
+# Waitress's options (body limit from MAX_UPLOAD_MB, timeouts, connection limit) are in Tumor/serve.py.
+exec .venv/bin/python -m Tumor.serve

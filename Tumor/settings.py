@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "TumorApp.middleware.SecurityHeadersMiddleware",
+    "TumorApp.middleware.ServiceErrorMiddleware",
     "TumorApp.middleware.ForcePasswordChangeMiddleware",
     # Axes wants to be last so it sees the final response of the login view.
     "axes.middleware.AxesMiddleware",
@@ -85,7 +86,8 @@ TEMPLATES = [
 ]
 
 # Database: DATABASE_URL (sqlite:///..., mysql://user:pass@host:3306/name); default embedded SQLite.
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# var/ holds the database (password hashes, sessions) and the uploads: owner-only.
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
@@ -107,6 +109,15 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several waitress threads write: wait for the lock instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20})
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    _sqlite = DATABASES["default"]["NAME"]
+    if _sqlite and _sqlite != ":memory:" and not str(_sqlite).startswith("file:"):
+        # Create the file owner-only before SQLite does (it would use the umask, often 0644);
+        # its journal and WAL files copy these permissions.
+        try:
+            os.close(os.open(_sqlite, os.O_CREAT | os.O_WRONLY, 0o600))
+            os.chmod(_sqlite, 0o600)
+        except OSError:
+            pass  # read-only or foreign file: SQLite reports what matters when it opens it
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -119,15 +130,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "TumorApp.validators.PasswordWithoutUsernameValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "detect"
 LOGOUT_REDIRECT_URL = "home"
 
-# Login throttling: lock a username+IP pair after 5 failures for 15 minutes.
+# Login throttling: lock a username+IP pair after 5 failures for 15 minutes, and a whole address
+# after 20 failures across any usernames (TumorApp/lockout.py).
 AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=15)
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = "TumorApp.lockout.lockout_parameters"
+AXES_USERNAME_CALLABLE = "TumorApp.lockout.client_username"
+LOGIN_FAILURES_PER_ADDRESS = int(os.environ.get("LOGIN_FAILURES_PER_ADDRESS", "20"))
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
@@ -145,12 +160,28 @@ WHITENOISE_USE_FINDERS = True
 
 # Uploads and result images: outside static/, generated names, served only through owner-checked views.
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
+try:
+    MEDIA_ROOT.mkdir(mode=0o700, parents=True, exist_ok=True)
+    MEDIA_ROOT.chmod(0o700)  # uploads are patient data: owner-only, also on older installations
+except OSError:
+    pass  # storage reports it on the first upload
 
 # Upload limit, enforced from Content-Length before the body is read (middleware) and again by the form.
 MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_MB", "20")) * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1 * 1024 * 1024  # non-file form fields
-FILE_UPLOAD_PERMISSIONS = 0o640
+# Owner-only: uploads are patient data.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+# Analyses running at once per process (each needs up to ~0.7 GiB at the pixel limit, bench/memory.py);
+# a request waits this long for a slot, then gets a 503.
+MAX_CONCURRENT_ANALYSES = int(os.environ.get("MAX_CONCURRENT_ANALYSES", "2"))
+ANALYSIS_QUEUE_SECONDS = float(os.environ.get("ANALYSIS_QUEUE_SECONDS", "60"))
+# Orphan files (a server killed between writing files and committing) are removed at start and
+# then every ORPHAN_SWEEP_MINUTES by the serving process; files younger than the grace period are
+# left alone, as they may belong to a request in flight.
+ORPHAN_SWEEP_MINUTES = float(os.environ.get("ORPHAN_SWEEP_MINUTES", "60"))
+ORPHAN_GRACE_MINUTES = float(os.environ.get("ORPHAN_GRACE_MINUTES", "60"))
 
 # Security: cookies, headers. HTTPS-only settings switch on with HTTPS=1 (behind a TLS proxy).
 SESSION_COOKIE_HTTPONLY = True

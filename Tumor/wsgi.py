@@ -36,3 +36,17 @@ def _warm_up() -> None:
 
 if os.environ.get("WARM_UP", "1") == "1":
     threading.Thread(target=_warm_up, name="model-warm-up", daemon=True).start()
+
+
+def _start_orphan_sweeper() -> None:
+    from django.conf import settings
+
+    from TumorApp.services import sweep_orphans
+
+    if settings.ORPHAN_SWEEP_MINUTES > 0:
+        threading.Thread(target=sweep_orphans, name="orphan-sweeper", daemon=True, kwargs={
+            "interval_s": settings.ORPHAN_SWEEP_MINUTES * 60, "grace_s": settings.ORPHAN_GRACE_MINUTES * 60,
+            "stop": threading.Event()}).start()
+
+
+_start_orphan_sweeper()

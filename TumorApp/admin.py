@@ -1,7 +1,19 @@
-"""Admin views of analyses (read-mostly) and account flags, for the administrator."""
-from django.contrib import admin
+"""Admin views of analyses (read-mostly) and account flags, for the administrator.
 
+Deleting an analysis here, one or in bulk, or deleting a user, goes through the same service as
+the pages: the files are removed and the deletion is audited under the admin's name.
+"""
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+
+from . import services
 from .models import AccountFlags, Analysis, AuditEvent, MaskVersion
+
+
+def _delete_analyses(request, analyses) -> None:
+    for analysis in analyses:
+        services.delete_analysis(analysis=analysis, actor=request.user, ip=services.client_ip(request))
 
 
 @admin.register(Analysis)
@@ -13,6 +25,12 @@ class AnalysisAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def delete_model(self, request, obj):
+        _delete_analyses(request, [obj])
+
+    def delete_queryset(self, request, queryset):
+        _delete_analyses(request, queryset.select_related("owner"))
 
 
 @admin.register(AccountFlags)
@@ -53,3 +71,18 @@ class MaskVersionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+User = get_user_model()
+if admin.site.is_registered(User) and isinstance(admin.site._registry[User], UserAdmin):
+    class AuditedUserAdmin(type(admin.site._registry[User])):
+        """Deleting a user deletes their analyses through the service first (files, audit)."""
+
+        def delete_model(self, request, obj):
+            _delete_analyses(request, Analysis.objects.filter(owner=obj).select_related("owner"))
+            super().delete_model(request, obj)
+
+        def delete_queryset(self, request, queryset):
+            _delete_analyses(request, Analysis.objects.filter(owner__in=queryset).select_related("owner"))
+            super().delete_queryset(request, queryset)
+
+    admin.site.unregister(User)
+    admin.site.register(User, AuditedUserAdmin)

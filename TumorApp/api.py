@@ -1,9 +1,9 @@
-"""JSON API: POST /api/analyses/ and GET /api/analyses/<id>/, session auth, same JSON as `manage.py analyze --json`."""
+"""JSON API: POST /api/analyses/, GET and DELETE /api/analyses/<id>/, session auth, same JSON as `manage.py analyze --json`."""
 from __future__ import annotations
 
 from functools import wraps
 
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.urls import reverse
 
@@ -77,11 +77,14 @@ def analyses(request):
 
 
 @api_login_required
-@allow("GET")
+@allow("GET", "DELETE")
 def analysis(request, pk: int):
     found = selectors.analyses_for(request.user).filter(pk=pk).first()
     if found is None:
         return error(404, "No such analysis for this account.")
+    if request.method == "DELETE":
+        services.delete_analysis(analysis=found, ip=services.client_ip(request))
+        return HttpResponse(status=204)
     services.record_event(action=AuditEvent.Action.API_VIEW, user=request.user, analysis_id=found.pk,
                           ip=services.client_ip(request))
     return JsonResponse(selectors.api_payload(found))

@@ -35,7 +35,8 @@ class AnalysisUploadForm(forms.Form):
         limit = settings.MAX_UPLOAD_BYTES
         if upload.size > limit:
             raise forms.ValidationError(
-                f"The file is {filesizeformat(upload.size)}; the limit is {filesizeformat(limit)}.", code="too_large")
+                f"The file is {upload.size:,} bytes; the limit is {limit:,} bytes ({filesizeformat(limit)}).",
+                code="too_large")
         if upload.size == 0:
             raise forms.ValidationError("The uploaded file is empty.", code="empty")
         return upload

@@ -1,4 +1,5 @@
-"""Request guards: upload size before the body is read, security headers, forced first password change."""
+"""Request guards: upload size before the body is read, security and cache headers, forced first password
+change, and the answers for a busy server (503) or a full disk (507)."""
 from __future__ import annotations
 
 from django.conf import settings
@@ -8,10 +9,9 @@ from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
-from .selectors import must_change_password
+from Tumor.serve import MULTIPART_OVERHEAD  # room for the multipart envelope (waitress allows more)
 
-# Room for the multipart envelope and the small form fields around the file.
-MULTIPART_OVERHEAD = 64 * 1024
+from .selectors import must_change_password
 
 
 def wants_json(request) -> bool:
@@ -31,14 +31,15 @@ class UploadSizeLimitMiddleware:
             length = 0
         limit = settings.MAX_UPLOAD_BYTES
         if length > limit + MULTIPART_OVERHEAD:
-            message = f"The upload is larger than the {filesizeformat(limit)} limit."
+            message = (f"The upload ({length:,} bytes with its form data) is over the limit of "
+                       f"{limit:,} bytes ({filesizeformat(limit)}).")
             if wants_json(request):
                 response = JsonResponse({"error": message, "status": 413}, status=413)
             else:
                 response = render(request, "error.html", {"title": "Upload too large", "message": message},
                                   status=413)
-            # The client may still be sending the body; do not keep the connection for another request.
-            response["Connection"] = "close"
+            # No "Connection: close" here: it is hop-by-hop, and a WSGI server (waitress) refuses it
+            # from the application with a 500. The server closes the connection itself as needed.
             return response
         return self.get_response(request)
 
@@ -53,6 +54,38 @@ class SecurityHeadersMiddleware:
         response = self.get_response(request)
         response.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
         response.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        # Pages, images and JSON show patient data: never kept in a (shared) browser's or proxy's
+        # cache. Static files never get here (WhiteNoise answers them earlier in the chain).
+        if "no-store" not in response.get("Cache-Control", ""):
+            response["Cache-Control"] = "no-store, private"
+        return response
+
+
+class ServiceErrorMiddleware:
+    """The services' "cannot now" errors as clear answers: busy -> 503, disk full -> 507."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        from . import services
+
+        if isinstance(exception, services.ServerBusy):
+            status, title = 503, "Server busy"
+        elif isinstance(exception, services.StorageFull):
+            status, title = 507, "Storage full"
+        else:
+            return None
+        message = str(exception)
+        if wants_json(request):
+            response = JsonResponse({"error": message, "status": status}, status=status)
+        else:
+            response = render(request, "error.html", {"title": title, "message": message}, status=status)
+        if status == 503:
+            response["Retry-After"] = "30"
         return response
 
 

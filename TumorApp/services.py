@@ -1,12 +1,16 @@
 """Writes: create and delete analyses, update accounts, seed the first admin. Views call these, nothing else writes."""
 from __future__ import annotations
 
+import errno
+import functools
 import io
 import logging
 import os
 import re
+import threading
 import uuid
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -21,6 +25,21 @@ STORED_EXTENSIONS = {".png", ".jpg", ".jpeg", ".dcm"}
 IMAGE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 THUMBNAIL_SIZE = 128
 DEFAULT_ADMIN = ("admin", "admin")
+
+
+class ServerBusy(Exception):
+    """Every analysis slot stayed busy for the whole queue wait (answered 503)."""
+
+
+class StorageFull(Exception):
+    """The disk (or quota) is full: nothing was stored (answered 507)."""
+
+
+@functools.lru_cache(maxsize=None)
+def _analysis_slots(count: int) -> threading.BoundedSemaphore:
+    """One semaphore per process bounding concurrent analyses, so memory is bounded too
+    (peak per analysis x slots, bench/memory.py)."""
+    return threading.BoundedSemaphore(count)
 
 
 def clean_filename(name: str) -> str:
@@ -65,8 +84,22 @@ def create_analysis(*, user, upload, pixel_spacing: float | None = None, ip: str
     """Analyse one uploaded slice, then store its file, images, row and audit event together.
 
     The analysis runs first, so bad input (InputError) writes nothing. The files and the row
-    are written in one transaction; on any failure the files written so far are removed.
+    are written in one transaction; on any failure the files written so far (a partly written
+    one too) are removed. Raises ServerBusy when no analysis slot frees up in time, StorageFull
+    when the disk is full.
     """
+    # The slot is held until the result (full-size masks and images) is stored and dropped, so
+    # that memory is bounded by slots x the peak of one analysis.
+    slots = _analysis_slots(settings.MAX_CONCURRENT_ANALYSES)
+    if not slots.acquire(timeout=settings.ANALYSIS_QUEUE_SECONDS):
+        raise ServerBusy("Every analysis slot is busy; please try again in a minute.")
+    try:
+        return _analyse_and_store(user=user, upload=upload, pixel_spacing=pixel_spacing, ip=ip, action=action)
+    finally:
+        slots.release()
+
+
+def _analyse_and_store(*, user, upload, pixel_spacing, ip, action) -> Analysis:
     from TumorApp.analysis.pipeline import analyze
 
     display_name = clean_filename(getattr(upload, "name", "") or "")
@@ -80,8 +113,10 @@ def create_analysis(*, user, upload, pixel_spacing: float | None = None, ip: str
     saved: list[str] = []
 
     def save(path: str, content: bytes) -> str:
+        # Names are fresh (uuid), so what exists at `path` after a failed write is our partial file.
+        saved.append(path)
         stored = default_storage.save(path, ContentFile(content))
-        saved.append(stored)
+        saved[-1] = stored
         return stored
 
     try:
@@ -108,36 +143,49 @@ def create_analysis(*, user, upload, pixel_spacing: float | None = None, ip: str
                 spacing_source=result.spacing_source,
             )
             record_event(action=action, user=user, analysis_id=analysis.pk, ip=ip)
-    except BaseException:
+    except BaseException as exc:
         for path in saved:
             try:
                 default_storage.delete(path)
             except OSError:
                 log.exception("could not remove %s after a failed analysis", path)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            log.error("disk full while storing an analysis for user=%s", user.get_username())
+            raise StorageFull("The server's disk is full, so the analysis could not be stored. "
+                              "Nothing was saved; please tell the administrator.") from exc
         raise
     log.info("user=%s analysed id=%s file=%r", user.get_username(), analysis.pk, display_name)
     return analysis
 
 
-def delete_analysis(*, analysis: Analysis, ip: str | None = None) -> None:
-    """Delete the row (and record who did), then (once committed) its stored files."""
-    paths = [analysis.upload.name, *analysis.images.values()]
-    for version in analysis.mask_versions.all():
-        paths.extend(p for p in version.paths() if p not in paths)
-    pk, owner = analysis.pk, analysis.owner.get_username()
+def delete_analysis(*, analysis: Analysis, actor=None, ip: str | None = None) -> None:
+    """Delete the row and record who did (the owner unless `actor` is given, e.g. an admin);
+    the stored files go once the deletion is committed (signals.py, for every way of deleting)."""
+    pk, owner = analysis.pk, analysis.owner
     with transaction.atomic():
+        analysis._audited = True  # this event replaces the generic one the post_delete receiver writes
         analysis.delete()
-        record_event(action=AuditEvent.Action.DELETE, user=analysis.owner, analysis_id=pk, ip=ip)
+        record_event(action=AuditEvent.Action.DELETE, user=actor or owner, analysis_id=pk, ip=ip)
+    log.info("user=%s deleted id=%s of user=%s", (actor or owner).get_username(), pk, owner.get_username())
 
-        def remove_files():
-            for path in paths:
-                try:
-                    default_storage.delete(path)
-                except OSError:
-                    log.exception("could not remove %s", path)
 
-        transaction.on_commit(remove_files)
-    log.info("user=%s deleted id=%s", owner, pk)
+def remove_files_on_commit(analysis: Analysis) -> None:
+    """After the transaction deleting this row commits, delete its upload and images."""
+    remove_paths_on_commit([analysis.upload.name, *(analysis.images or {}).values()])
+
+
+def remove_paths_on_commit(paths) -> None:
+    """Delete these stored files once the current transaction commits (missing ones are fine)."""
+    paths = [p for p in paths if p]
+
+    def remove_files():
+        for path in paths:
+            try:
+                default_storage.delete(path)
+            except OSError:
+                log.exception("could not remove %s", path)
+
+    transaction.on_commit(remove_files)
 
 
 def update_account(*, user, username: str | None = None, new_password: str | None = None):
@@ -277,3 +325,16 @@ def correct_masks(*, analysis: Analysis, user, liver_png: bytes, tumor_png: byte
         raise
     log.info("user=%s corrected id=%s version=%s", user.get_username(), analysis.pk, version.number)
     return version
+def sweep_orphans(*, interval_s: float, grace_s: float, stop: threading.Event) -> None:
+    """Remove orphan files now and then every `interval_s` until `stop` is set (the serving
+    process runs this in a background thread; wsgi.py). Files younger than `grace_s` are kept."""
+    from django.db import connection
+
+    while not stop.is_set():
+        try:
+            remove_orphan_files(older_than_s=grace_s)
+        except Exception:  # a database outage must not end the sweeper
+            log.warning("orphan sweep failed; will retry", exc_info=True)
+        finally:
+            connection.close()
+        stop.wait(interval_s)

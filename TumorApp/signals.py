@@ -1,11 +1,12 @@
-"""Audit receivers for Django's auth signals: log-ins, failed log-ins and log-outs go to AuditEvent."""
+"""Receivers: log-ins, failed log-ins and log-outs go to AuditEvent; a deleted analysis takes its files with it."""
 from __future__ import annotations
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
 from . import services
-from .models import AuditEvent
+from .models import Analysis, AuditEvent, MaskVersion
 
 
 @receiver(user_logged_in, dispatch_uid="audit_login")
@@ -24,3 +25,26 @@ def _login_failed(sender, credentials, request=None, **kwargs):
 def _logged_out(sender, request, user, **kwargs):
     if user is not None:
         services.record_event(action=AuditEvent.Action.LOGOUT, user=user, ip=services.client_ip(request))
+
+
+@receiver(post_delete, sender=Analysis, dispatch_uid="analysis_files")
+def _analysis_deleted(sender, instance, **kwargs):
+    """Every deletion (page, API, admin, bulk, a deleted user's cascade) removes the files once
+    committed, and is audited: by the service when it knows who did it, else here."""
+    services.remove_files_on_commit(instance)
+    if not getattr(instance, "_audited", False):
+        services.record_event(action=AuditEvent.Action.DELETE, username=_owner_name(instance),
+                              analysis_id=instance.pk)
+
+
+@receiver(post_delete, sender=MaskVersion, dispatch_uid="mask_version_files")
+def _mask_version_deleted(sender, instance, **kwargs):
+    """A corrected outline's masks and pictures go with it (with its analysis, or alone)."""
+    services.remove_paths_on_commit(instance.paths())
+
+
+def _owner_name(analysis) -> str:
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.filter(pk=analysis.owner_id).first()
+    return user.get_username() if user is not None else ""

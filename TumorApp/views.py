@@ -94,7 +94,7 @@ def analysis_image(request, pk: int, name: str):
     if data is None:
         raise Http404("No such image.")
     response = HttpResponse(data, content_type="image/png")
-    response["Cache-Control"] = "private, max-age=3600"
+    response["Cache-Control"] = "no-store, private"  # patient data: not kept after logout
     return response
 
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/request.py [--requests 40] [--concurrent-requests 80] [--max-seconds 60]
 
-Starts `waitress-serve` (same options as run.sh) on a free 127.0.0.1 port with its own temporary
+Starts `python -m Tumor.serve` (what run.sh runs) on a free 127.0.0.1 port with its own temporary
 SQLite database and media folder, creates a user, logs in through the real login form (CSRF
 token from the page), then POSTs real 512 x 512 CT slices (DICOM and PNG from tests/fixtures) to
 /detect/ and follows the redirect to the result page: that round trip is one "upload -> result".
@@ -149,10 +149,9 @@ def main() -> None:
 
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        waitress = Path(sys.executable).with_name("waitress-serve")
-        # The same command line as run.sh.
-        command = [str(waitress), "--host=127.0.0.1", f"--port={port}", f"--threads={args.threads}",
-                   f"--max-request-body-size={25 * 1024 * 1024}", "--channel-timeout=120", "Tumor.wsgi:application"]
+        # What run.sh runs (Tumor/serve.py holds waitress's options).
+        command = [sys.executable, "-m", "Tumor.serve"]
+        env.update(HOST="127.0.0.1", PORT=str(port), THREADS=str(args.threads))
         started = time.perf_counter()
         server = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                                   stderr=open(tmp / "server.log", "wb"))

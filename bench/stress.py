@@ -52,10 +52,10 @@ class Server:
         self.env, self.port, self.log, self.proc = env, port, log, None
 
     def start(self, timeout: float = 90) -> None:
-        waitress = Path(sys.executable).with_name("waitress-serve")
-        command = [str(waitress), "--host=127.0.0.1", f"--port={self.port}", "--threads=8",
-                   f"--max-request-body-size={25 * 1024 * 1024}", "--channel-timeout=120", "Tumor.wsgi:application"]
-        self.proc = subprocess.Popen(command, cwd=REPO, env=self.env, stdout=subprocess.DEVNULL,
+        # What run.sh runs (Tumor/serve.py holds waitress's options).
+        command = [sys.executable, "-m", "Tumor.serve"]
+        env = dict(self.env, HOST="127.0.0.1", PORT=str(self.port), THREADS="8")
+        self.proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                                      stderr=open(self.log, "ab"))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -28,12 +28,21 @@ import numpy as np
 
 from .errors import InputError
 
-# Largest image we decode (pixels).  Guards against decompression bombs; a CT slice is 512x512.
+# One pixel budget for every format, checked from the header before anything is decoded, so a small
+# hostile file cannot make us allocate gigabytes (a CT slice is 512x512).  With the side and aspect
+# bounds below, the square the network input is padded to stays under MAX_SIDE**2.
 MAX_PIXELS = 4096 * 4096
+# Longest side, and the most elongated shape, we accept: a CT slice is roughly square.
+MAX_SIDE = 4096
+MAX_ASPECT = 4.0
 # Smallest side we analyse; below this nothing meaningful survives the resize to the network input.
 MIN_SIDE = 32
 # Largest upload we read at all.
 MAX_BYTES = 64 * 1024 * 1024
+# Largest DICOM dataset once deflated data is inflated, and largest pixel data a DICOM may declare
+# (rows x columns x frames x samples x bytes): only one frame is decoded, but the rest is held.
+MAX_INFLATED_BYTES = 256 * 1024 * 1024
+MAX_DECLARED_BYTES = 256 * 1024 * 1024
 
 # Modalities the network must not be applied to.
 NON_CT_MODALITIES = frozenset({
@@ -99,10 +108,13 @@ def load(data: bytes | str | Path, *, filename: str = "") -> CTSlice:
     if len(raw) > MAX_BYTES:
         raise InputError(f"The file is too large; the limit is {MAX_BYTES // 2**20} MiB.")
 
-    if _looks_like_dicom(raw, filename):
+    if raw[128:132] == b"DICM":
         ct = _load_dicom(raw, filename)
     elif raw.startswith(_IMAGE_MAGIC):
+        # The content decides, not the name: a PNG called "x.dcm" is read as the PNG it is.
         ct = _load_picture(raw, filename)
+    elif filename.lower().endswith((".dcm", ".dicom")):
+        ct = _load_dicom(raw, filename)
     else:
         # No known signature: DICOM without a preamble is the one format we can still recognise.
         ct = _load_dicom(raw, filename, guessing=True)
@@ -113,17 +125,22 @@ def load(data: bytes | str | Path, *, filename: str = "") -> CTSlice:
     return ct
 
 
-def _looks_like_dicom(raw: bytes, filename: str) -> bool:
-    return raw[128:132] == b"DICM" or filename.lower().endswith((".dcm", ".dicom"))
-
-
 def _check_size(height: int, width: int) -> None:
+    """The one size rule for every format, applied to declared sizes before decoding."""
+    if height < 1 or width < 1:
+        raise InputError(f"The image declares no pixels ({width}x{height}).")
     if height * width > MAX_PIXELS:
         raise InputError(f"The image is too large ({width}x{height} pixels); the limit is "
                          f"{MAX_PIXELS:,} pixels.")
+    if max(height, width) > MAX_SIDE:
+        raise InputError(f"The image is too large ({width}x{height} pixels); the longest side may "
+                         f"be at most {MAX_SIDE} pixels.")
     if min(height, width) < MIN_SIDE:
         raise InputError(f"The image is too small ({width}x{height} pixels); a CT slice needs at "
                          f"least {MIN_SIDE} pixels on each side.")
+    if max(height, width) > MAX_ASPECT * min(height, width):
+        raise InputError(f"The image is too elongated ({width}x{height} pixels) to be a CT slice; "
+                         f"the long side may be at most {MAX_ASPECT:g} times the short side.")
 
 
 # --- pictures (PNG, JPEG, ...) -----------------------------------------------------------------
@@ -143,7 +160,8 @@ def _load_picture(raw: bytes, filename: str) -> CTSlice:
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError("The image is too large to analyse.") from exc
+        raise InputError(f"The image is too large (its header declares more than "
+                         f"{Image.MAX_IMAGE_PIXELS:,} pixels); the limit is {MAX_PIXELS:,} pixels.") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         # It starts like an image (we only get here on a known signature), so it is damaged.
         raise InputError("The image file is damaged or truncated and could not be decoded.") from exc
@@ -228,10 +246,10 @@ def _min_max(values: np.ndarray) -> np.ndarray:
 def _load_dicom(raw: bytes, filename: str, *, guessing: bool = False) -> CTSlice:
     import pydicom
     from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_modality_lut
 
     unreadable = ("The file is not an image we can read (PNG, JPEG or DICOM)." if guessing
                   else "The DICOM file is damaged or truncated and could not be read.")
+    _check_inflated_size(raw)
     try:
         ds = pydicom.dcmread(io.BytesIO(raw), force=True)
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError,
@@ -254,21 +272,13 @@ def _load_dicom(raw: bytes, filename: str, *, guessing: bool = False) -> CTSlice
     if modality in NON_CT_MODALITIES:
         raise InputError(f"This DICOM file is a {modality} image; only CT slices can be analysed.")
 
-    try:
-        stored = ds.pixel_array
-    except Exception as exc:
-        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        name = getattr(syntax, "name", None) or "its encoding"
-        detail = (f"its compression ({name}) is not supported" if syntax is not None
-                  and getattr(syntax, "is_compressed", False) else "its pixel data is damaged or incomplete")
-        raise InputError(f"The DICOM image could not be decoded: {detail}.") from exc
-
     notes: list[str] = []
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if frames > 1 and stored.ndim >= 3 and stored.shape[0] == frames:
-        stored = stored[frames // 2]
-        notes.append(f"Multi-frame DICOM: frame {frames // 2 + 1} of {frames} was analysed.")
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    frames = _check_declared_pixels(ds)
+    index = frames // 2 if frames > 1 else None
+    stored = _decode_frame(ds, index, frames)
+    if index is not None:
+        notes.append(f"Multi-frame DICOM: frame {index + 1} of {frames} was analysed.")
+    samples = _dicom_int(ds, "SamplesPerPixel", 1)
     if samples > 1 or stored.ndim == 3:
         return _dicom_colour(ds, stored, filename, notes)
     if stored.ndim != 2:
@@ -276,23 +286,23 @@ def _load_dicom(raw: bytes, filename: str, *, guessing: bool = False) -> CTSlice
 
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     spacing = _dicom_spacing(ds, notes)
-    bits = int(ds.get("BitsStored", 16) or 16)
+    bits = _dicom_int(ds, "BitsStored", 16)
 
     if modality == "CT":
-        hu = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
+        hu = _modality_lut(stored, ds)
         rescaled = "RescaleIntercept" in ds or "ModalityLUTSequence" in ds
         if not rescaled and not _plausible_hu(hu) and _plausible_hu(hu - HU_OFFSET_16BIT):
             # No rescale tags and values that only make sense as HU + 1024 (air at 0).
             hu = hu - HU_OFFSET_16BIT
             notes.append("The CT file has no rescale intercept; values were read as HU + 1024.")
         if photometric == "MONOCHROME1":
-            inverted = np.asarray(apply_modality_lut(_invert_stored(stored, ds), ds), dtype=np.float64)
+            inverted = _modality_lut(_invert_stored(stored, ds), ds)
             if _border_median(inverted) < _border_median(hu):
                 hu = inverted
                 notes.append("MONOCHROME1 DICOM: pixel values were inverted.")
         return CTSlice(hu.astype(np.float32), True, spacing, "dicom", bits, filename, tuple(notes))
 
-    values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
+    values = _modality_lut(stored, ds)
     if photometric == "MONOCHROME1":
         values = values.max() + values.min() - values
         notes.append("MONOCHROME1 DICOM: pixel values were inverted.")
@@ -301,6 +311,180 @@ def _load_dicom(raw: bytes, filename: str, *, guessing: bool = False) -> CTSlice
     scaled = values / 255.0 if bits <= 8 and values.min() >= 0 and values.max() <= 255 else _min_max(values)
     return CTSlice(np.clip(scaled, 0, 1).astype(np.float32), False, spacing, "dicom", bits, filename,
                    tuple(notes))
+
+
+def _dicom_int(ds, keyword: str, default: int) -> int:
+    """An integer attribute of the header, or a clear refusal when it is not one."""
+    try:
+        value = ds.get(keyword, default)
+        return int(value if value not in (None, "") else default)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InputError(f"The DICOM {keyword} is not a whole number.") from exc
+    except Exception as exc:  # pydicom converts lazily; a damaged element fails here
+        raise InputError(f"The DICOM {keyword} is damaged.") from exc
+
+
+def _check_inflated_size(raw: bytes) -> None:
+    """Deflated DICOM (1.2.840.10008.1.2.1.99) is inflated whole by pydicom: check how large it
+    inflates, with bounded output, before letting it do so."""
+    import zlib
+
+    from pydicom.filereader import _read_file_meta_info, read_preamble
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    fp = io.BytesIO(raw)
+    try:
+        read_preamble(fp, True)
+        meta = _read_file_meta_info(fp)
+        syntax = meta.get("TransferSyntaxUID")
+    except Exception:  # no usable meta: pydicom will not inflate anything either
+        return
+    if syntax != DeflatedExplicitVRLittleEndian:
+        return
+    # Count the inflated bytes a chunk at a time, keeping none of them.
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    pending, inflated = raw[fp.tell():], 0
+    try:
+        while pending and inflated <= MAX_INFLATED_BYTES and not inflater.eof:
+            inflated += len(inflater.decompress(pending, 2**20))
+            pending = inflater.unconsumed_tail
+    except zlib.error as exc:
+        raise InputError("The deflated DICOM file is damaged and could not be inflated.") from exc
+    if inflated > MAX_INFLATED_BYTES:
+        raise InputError(f"The deflated DICOM file inflates to more than "
+                         f"{MAX_INFLATED_BYTES // 2**20} MiB; that is too large to analyse.")
+
+
+def _check_declared_pixels(ds) -> int:
+    """Rows, columns, frames, samples and bits from the header, against the budget, before any
+    pixel is decoded.  Returns the number of frames."""
+    rows, cols = _dicom_int(ds, "Rows", 0), _dicom_int(ds, "Columns", 0)
+    if rows <= 0 or cols <= 0:
+        raise InputError("The DICOM file does not say how large its image is (Rows/Columns).")
+    _check_size(rows, cols)
+    frames = _dicom_int(ds, "NumberOfFrames", 1) or 1
+    samples = _dicom_int(ds, "SamplesPerPixel", 1) or 1
+    bits = _dicom_int(ds, "BitsAllocated", 16) or 16
+    if frames < 1 or samples not in (1, 3, 4) or bits not in (1, 8, 16, 32, 64):
+        raise InputError(f"The DICOM image layout is not valid ({frames} frame(s), {samples} "
+                         f"sample(s) per pixel, {bits} bits allocated).")
+    declared = rows * cols * frames * samples * max(bits, 8) // 8
+    if declared > MAX_DECLARED_BYTES:
+        raise InputError(f"The DICOM file declares {frames} frame(s) of {cols}x{rows} pixels "
+                         f"({declared / 2**20:,.0f} MiB of pixel data); the limit is "
+                         f"{MAX_DECLARED_BYTES // 2**20} MiB.")
+    return frames
+
+
+def _decode_frame(ds, index: int | None, frames: int) -> np.ndarray:
+    """Decode one frame only (all of a single-frame image); compressed frames are first checked
+    against the declared size, so a codestream cannot expand past the budget."""
+    from pydicom.pixels import get_decoder, pixel_array
+
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is not None:
+        try:
+            get_decoder(syntax)
+            compressed = bool(syntax.is_compressed)
+        except (NotImplementedError, ValueError, AttributeError) as exc:
+            raise InputError(f"The DICOM image could not be decoded: its transfer syntax ({syntax}) "
+                             "is not one we know.") from exc
+        if compressed and "PixelData" in ds:
+            _check_codestream(ds, index or 0, frames)
+    try:
+        return pixel_array(ds, index=index)
+    except InputError:
+        raise
+    except Exception as exc:
+        name = getattr(syntax, "name", None) or str(syntax or "its encoding")
+        try:
+            compressed = syntax is not None and bool(syntax.is_compressed)
+        except Exception:
+            compressed = False
+        detail = (f"its compression ({name}) is not supported or the compressed data is damaged"
+                  if compressed else "its pixel data is damaged or incomplete")
+        raise InputError(f"The DICOM image could not be decoded: {detail}.") from exc
+
+
+def _check_codestream(ds, index: int, frames: int) -> None:
+    from pydicom.encaps import get_frame
+
+    try:
+        frame = get_frame(ds.PixelData, index, number_of_frames=frames)
+    except Exception as exc:
+        raise InputError("The DICOM image could not be decoded: its compressed pixel data is "
+                         "damaged or incomplete.") from exc
+    size = codestream_size(frame)
+    if size is None:
+        return  # RLE and other codecs whose output size is the declared one
+    width, height = size
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    if (height, width) != (rows, cols):
+        raise InputError(f"The DICOM image could not be decoded: its compressed frame is "
+                         f"{width}x{height} pixels but the header says {cols}x{rows}.")
+
+
+# JPEG start-of-frame markers (baseline, extended, progressive, lossless, JPEG-LS) give the size.
+_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE,
+                          0xCF, 0xF7})
+
+
+def codestream_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) a JPEG, JPEG-LS or JPEG 2000 codestream declares, read from its header
+    markers without decoding; None for anything else."""
+    siz = data.find(b"\xff\x4f\xff\x51")  # JPEG 2000: SOC then SIZ
+    if siz >= 0 and len(data) >= siz + 24:
+        xsiz, ysiz, xo, yo = (int.from_bytes(data[siz + 8 + 4 * i: siz + 12 + 4 * i], "big") for i in range(4))
+        return xsiz - xo, ysiz - yo
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker in _SOF_MARKERS and pos + 9 <= len(data):
+            height = int.from_bytes(data[pos + 5:pos + 7], "big")
+            width = int.from_bytes(data[pos + 7:pos + 9], "big")
+            return width, height
+        if marker == 0xDA or length < 2:  # start of scan before any frame header: give up
+            return None
+        pos += 2 + length
+    return None
+
+
+def _modality_lut(stored: np.ndarray, ds) -> np.ndarray:
+    """Stored values -> modality values (HU for CT), with a clear refusal for unusable LUT tags."""
+    from pydicom.pixels import apply_modality_lut
+
+    if "ModalityLUTSequence" in ds:
+        try:
+            item = ds.ModalityLUTSequence[0]
+            ok = "LUTData" in item and "LUTDescriptor" in item and item.LUTData is not None \
+                and len(item.LUTDescriptor) == 3
+        except Exception:
+            ok = False
+        if not ok:
+            raise InputError("The DICOM Modality LUT is incomplete (no LUT data or descriptor).")
+    else:
+        for keyword in ("RescaleSlope", "RescaleIntercept"):
+            if keyword not in ds:
+                continue
+            try:
+                value = float(ds[keyword].value)
+            except Exception as exc:
+                raise InputError(f"The DICOM {keyword} is not a number.") from exc
+            if not np.isfinite(value):
+                raise InputError(f"The DICOM {keyword} is not a finite number.")
+    try:
+        return np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
+    except Exception as exc:
+        raise InputError("The DICOM modality LUT (rescale) could not be applied: the header's "
+                         "values are inconsistent.") from exc
 
 
 def _dicom_colour(ds, stored, filename, notes) -> CTSlice:

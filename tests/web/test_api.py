@@ -70,8 +70,8 @@ def test_too_large_is_413_json(auth_client, settings):
 
 def test_wrong_method_is_405_json(auth_client, user):
     analysis = make_analysis(user)
-    response = auth_client.delete(f"{URL}{analysis.pk}/")
-    assert response.status_code == 405 and response["Allow"] == "GET"
+    response = auth_client.put(f"{URL}{analysis.pk}/")
+    assert response.status_code == 405 and response["Allow"] == "GET, DELETE"
     assert response.json()["status"] == 405
 
 

@@ -29,3 +29,32 @@ def test_young_orphans_are_kept(user, media_root):
     young.write_bytes(b"x")
     call_command("clean_media", stdout=io.StringIO())
     assert young.is_file()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_background_sweeper_removes_old_orphans_and_keeps_young_files(user, media_root):
+    """What the serving process runs at start and then periodically (Tumor/wsgi.py)."""
+    import os
+    import threading
+    import time
+
+    from TumorApp.services import sweep_orphans
+
+    analysis = make_analysis(user)
+    old = media_root / "uploads" / str(user.pk) / "killed.png"
+    old.write_bytes(b"half")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    young = media_root / "uploads" / str(user.pk) / "inflight.png"
+    young.write_bytes(b"x")
+    stop = threading.Event()
+    sweeper = threading.Thread(target=sweep_orphans, kwargs={"interval_s": 0.05, "grace_s": 3600, "stop": stop})
+    sweeper.start()
+    try:
+        deadline = time.monotonic() + 10
+        while old.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        sweeper.join(5)
+    assert not old.exists() and young.is_file()
+    assert (media_root / analysis.upload.name).is_file() and not sweeper.is_alive()
