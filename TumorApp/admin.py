@@ -1,7 +1,12 @@
-"""Admin views of analyses (read-mostly) and account flags, for the administrator."""
-from django.contrib import admin
+"""Admin views of analyses (read-mostly), account flags, API tokens and the audit trail; unlocking users."""
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 
-from .models import AccountFlags, Analysis, AuditEvent
+from . import lockout, services
+from .models import AccountFlags, Analysis, ApiToken, AuditEvent
+
+User = get_user_model()
 
 
 @admin.register(Analysis)
@@ -24,7 +29,7 @@ class AccountFlagsAdmin(admin.ModelAdmin):
 class AuditEventAdmin(admin.ModelAdmin):
     """Read-only: the trail is written by the application, never edited by hand."""
 
-    list_display = ("timestamp", "username", "action", "analysis_id", "ip")
+    list_display = ("timestamp", "username", "action", "analysis_id", "ip", "detail")
     list_filter = ("action",)
     search_fields = ("username", "ip")
     date_hierarchy = "timestamp"
@@ -38,3 +43,37 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Staff see who has which tokens; tokens are made and revoked by their owner (profile page or command)."""
+
+    list_display = ("user", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("user__username", "name", "prefix")
+    readonly_fields = [f.name for f in ApiToken._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.action(description="Unlock the selected users (clear failed log-ins)")
+def unlock_users(modeladmin, request, queryset):
+    names = []
+    for user in queryset:
+        lockout.unlock(username=user.get_username(), by=request.user.get_username(),
+                       ip=services.client_ip(request))
+        names.append(user.get_username())
+    modeladmin.message_user(request, f"Unlocked: {', '.join(names)}.", messages.SUCCESS)
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class TumorUserAdmin(UserAdmin):
+    """Django's user admin plus the unlock action (staff only, like the rest of the admin)."""
+
+    actions = [unlock_users]

@@ -8,8 +8,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.template.defaultfilters import filesizeformat
 
-MIN_SPACING_MM = 0.05
-MAX_SPACING_MM = 10.0
+from TumorApp.analysis.config import CONTRACT
+
+MIN_SPACING_MM, MAX_SPACING_MM = CONTRACT.spacing_limits_mm
 
 
 class AnalysisUploadForm(forms.Form):
@@ -107,3 +108,11 @@ class ProfileForm(forms.Form):
     def has_account_changes(self) -> bool:
         return bool(self.cleaned_data.get("new_password1")) or \
             self.cleaned_data.get("username") != self.user.get_username()
+
+
+class ApiTokenForm(forms.Form):
+    """A name for a new personal API token (to tell it apart in the list)."""
+
+    name = forms.CharField(label="Token name", max_length=100,
+                           help_text="What the token is for, e.g. “PACS bridge” or “nightly script”.",
+                           error_messages={"required": "Give the token a name."})

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib import messages
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
@@ -70,7 +69,7 @@ class ForcePasswordChangeMiddleware:
             if wants_json(request):
                 return JsonResponse({"error": "Change the default password on the profile page first.",
                                      "status": 403}, status=403)
-            messages.warning(request, "Please change the default password before using the application.")
+            # The profile page itself says why (once); no extra message here.
             return redirect("profile")
         return self.get_response(request)
 

@@ -53,9 +53,14 @@ def must_change_password(user) -> bool:
 
 
 def api_payload(analysis: Analysis) -> dict:
-    """The JSON of `manage.py analyze --json` for this analysis, plus its id and timestamp."""
+    """The JSON of `manage.py analyze --json` for this analysis, plus its id and timestamp.
+
+    `notes` and `warnings` are what the result page shows (rows stored before they were part of the
+    JSON get them from the row).
+    """
     return {"id": analysis.pk, "created_at": analysis.created_at.isoformat(),
-            "file": analysis.original_name, **analysis.result}
+            "file": analysis.original_name, **analysis.result,
+            "notes": list(analysis.notes or []), "warnings": list(analysis.warnings)}
 
 
 def audit_events():

@@ -1,6 +1,7 @@
-"""Audit receivers for Django's auth signals: log-ins, failed log-ins and log-outs go to AuditEvent."""
+"""Audit receivers for Django's auth signals and django-axes: log-ins, failed log-ins, log-outs, lockouts."""
 from __future__ import annotations
 
+from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
@@ -24,3 +25,10 @@ def _login_failed(sender, credentials, request=None, **kwargs):
 def _logged_out(sender, request, user, **kwargs):
     if user is not None:
         services.record_event(action=AuditEvent.Action.LOGOUT, user=user, ip=services.client_ip(request))
+
+
+@receiver(user_locked_out, dispatch_uid="audit_lockout")
+def _locked_out(sender, request=None, username=None, ip_address=None, **kwargs):
+    # Sent by django-axes at the failure that locks the account and at each attempt during the lockout.
+    services.record_event(action=AuditEvent.Action.LOCKOUT, username=str(username or ""),
+                          ip=ip_address or services.client_ip(request))

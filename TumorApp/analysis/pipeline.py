@@ -37,6 +37,7 @@ class AnalysisResult:
     spacing_source: str  # "dicom" / "user" / "assumed"
     tumors: list[Lesion]
     notes: list[str]
+    warnings: list[str]  # findings that put the figures in doubt (an implausible pixel spacing)
     liver_mask: np.ndarray  # uint8 0/255, input height x width
     tumor_mask: np.ndarray  # uint8 0/255, input height x width
     liver_prob: np.ndarray  # float32 [0, 1], input grid
@@ -57,6 +58,8 @@ class AnalysisResult:
             "pixel_spacing_mm": [round(v, 4) for v in self.pixel_spacing_mm],
             "spacing_source": self.spacing_source,
             "tumors": [lesion_dict(lesion) for lesion in self.tumors],
+            "notes": list(self.notes),
+            "warnings": list(self.warnings),
         }
 
 
@@ -86,6 +89,7 @@ def analyze(data: Source, *, filename: str = "", pixel_spacing: float | None = N
     """
     spacing_user = _check_user_spacing(pixel_spacing)
     ct = load(data, filename=filename)
+    _refuse_impossible_spacing(ct)
     unit = to_unit(ct)
     seg = segment_many([unit], segmenter or _default_segmenter(), second_pass=second_pass,
                        check_mirror=[_may_be_mirrored(ct)])[0]
@@ -112,6 +116,7 @@ def analyze_many(items: Iterable[Source], *, pixel_spacing: float | None = None,
         for i, item in enumerate(chunk):
             try:
                 ct = load(item)
+                _refuse_impossible_spacing(ct)
             except InputError as exc:
                 outcome[i] = exc
                 continue
@@ -148,9 +153,30 @@ def _check_user_spacing(pixel_spacing: float | None) -> float | None:
         value = float(pixel_spacing)
     except (TypeError, ValueError) as exc:
         raise InputError("The pixel spacing must be a number of millimetres.") from exc
-    if not math.isfinite(value) or not 0.01 <= value <= 10:
-        raise InputError("The pixel spacing must be between 0.01 and 10 mm.")
+    low, high = CONTRACT.spacing_limits_mm
+    if not math.isfinite(value) or not low <= value <= high:
+        raise InputError(f"The pixel spacing must be between {low:g} and {high:g} mm (given: {value:g} mm).")
     return value
+
+
+def _refuse_impossible_spacing(ct: CTSlice) -> None:
+    """Before the network runs: refuse a DICOM spacing no CT slice has (the user's is checked on entry)."""
+    if ct.spacing_mm is None:
+        return
+    low, high = CONTRACT.spacing_limits_mm
+    if not all(low <= v <= high for v in ct.spacing_mm):
+        raise InputError(f"The pixel spacing in the DICOM file ({ct.spacing_mm[0]:g} x {ct.spacing_mm[1]:g} mm) "
+                         f"is outside {low:g}-{high:g} mm: no CT slice has it, so sizes in mm would be meaningless.")
+
+
+def _spacing_warnings(spacing: tuple[float, float], source: str) -> list[str]:
+    """Flag a spacing that is possible but unusual for abdominal CT (the assumed one never is)."""
+    low, high = CONTRACT.spacing_plausible_mm
+    if source == "assumed" or all(low <= v <= high for v in spacing):
+        return []
+    where = "in the DICOM file" if source == "dicom" else "entered"
+    return [f"The pixel spacing {where} ({spacing[0]:g} x {spacing[1]:g} mm) is unusual for abdominal CT "
+            f"({low:g}-{high:g} mm): check it, since the sizes in mm and the stage depend on it."]
 
 
 def _resolve_spacing(ct: CTSlice, user: float | None, notes: list[str]) -> tuple[tuple[float, float], str]:
@@ -171,6 +197,7 @@ def _finish(ct: CTSlice, unit: np.ndarray, seg: Segmentation, user_spacing: floa
             render_images: bool) -> AnalysisResult:
     notes = list(ct.notes)
     spacing, spacing_source = _resolve_spacing(ct, user_spacing, notes)
+    warnings = _spacing_warnings(spacing, spacing_source)
     masks = clean(seg.liver_prob, seg.tumor_prob, spacing)
     if not masks.liver_found:
         notes.append("No liver was found on this slice.")
@@ -203,6 +230,7 @@ def _finish(ct: CTSlice, unit: np.ndarray, seg: Segmentation, user_spacing: floa
         spacing_source=spacing_source,
         tumors=lesions,
         notes=notes,
+        warnings=warnings,
         liver_mask=masks.liver.astype(np.uint8) * 255,
         tumor_mask=masks.tumor.astype(np.uint8) * 255,
         liver_prob=seg.liver_prob,

@@ -13,7 +13,7 @@ from .conftest import (DICOM_66, FREE_105, JPEG_103, PNG16_57, SEED_440, EmptySe
                        GroundTruthSegmenter, IntensitySegmenter, dice, read_label, seed_label)
 
 RESULT_KEYS = {"tumor_detected", "stage", "affected_percent", "liver_area_px", "tumor_area_px",
-               "pixel_spacing_mm", "spacing_source", "tumors"}
+               "pixel_spacing_mm", "spacing_source", "tumors", "notes", "warnings"}
 LESION_KEYS = {"area_px", "area_mm2", "perimeter_px", "perimeter_mm", "eccentricity", "max_diameter_mm",
                "bbox", "centroid", "side", "part"}
 IMAGE_KEYS = {"original", "annotated", "mask", "probability", "threshold", "components"}
