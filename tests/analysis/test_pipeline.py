@@ -93,7 +93,7 @@ def test_dicom_spacing_wins_over_the_users_with_a_note(gt_66):
     assert any("instead of the value given" in n for n in result.notes)
 
 
-@pytest.mark.parametrize("bad", [0, -1, 50, float("nan"), "abc"])
+@pytest.mark.parametrize("bad", [0, -1, 0.04, 5.1, 50, float("nan"), "abc"])
 def test_implausible_user_spacing_is_an_input_error(bad):
     with pytest.raises(InputError, match="pixel spacing"):
         analyze(FREE_105, pixel_spacing=bad, segmenter=EmptySegmenter())
