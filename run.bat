@@ -17,11 +17,12 @@ if not defined DEBUG set DEBUG=0
 ".venv\Scripts\python.exe" manage.py migrate --noinput || goto :error
 ".venv\Scripts\python.exe" manage.py collectstatic --noinput -v0 || goto :error
 ".venv\Scripts\python.exe" manage.py ensure_admin || goto :error
+".venv\Scripts\python.exe" manage.py prepare_model || goto :error
 
 if not defined HOST set HOST=127.0.0.1
 if not defined PORT set PORT=8000
 if not defined THREADS set THREADS=8
-echo Serving on http://%HOST%:%PORT%/ (Ctrl+C to stop)
+echo Starting waitress on http://%HOST%:%PORT%/ (Ctrl+C to stop) ...
 ".venv\Scripts\waitress-serve.exe" --host=%HOST% --port=%PORT% --threads=%THREADS% --max-request-body-size=26214400 --channel-timeout=120 Tumor.wsgi:application
 goto :eof
 

@@ -20,9 +20,11 @@ export DEBUG="${DEBUG:-0}"
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py collectstatic --noinput -v0
 .venv/bin/python manage.py ensure_admin
+# The one-off ONNX export and int8 quantisation happen here, not during the first upload.
+.venv/bin/python manage.py prepare_model
 
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
-echo "Serving on http://$HOST:$PORT/ (Ctrl+C to stop)"
+echo "Starting waitress on http://$HOST:$PORT/ (Ctrl+C to stop) ..."
 exec .venv/bin/waitress-serve --host="$HOST" --port="$PORT" --threads="${THREADS:-8}" \
   --max-request-body-size=$(( 25 * 1024 * 1024 )) --channel-timeout=120 Tumor.wsgi:application
