@@ -83,8 +83,14 @@ def allow(*methods):
     return decorator
 
 
+# The form's wording is for people at the upload page; these say what an API client must send.
+API_MESSAGES = {("file", "required"): "Send the CT slice as the multipart/form-data field 'file'.",
+                ("pixel_spacing", "invalid"): "'pixel_spacing' must be a number of millimetres."}
+
+
 def _form_errors(form) -> dict:
-    return {field: [e["message"] for e in errs] for field, errs in form.errors.get_json_data().items()}
+    return {field: [API_MESSAGES.get((field, e["code"]), e["message"]) for e in errs]
+            for field, errs in form.errors.get_json_data().items()}
 
 
 @api_login_required

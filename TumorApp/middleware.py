@@ -67,7 +67,8 @@ class ForcePasswordChangeMiddleware:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and not self._exempt(request) and must_change_password(user):
             if wants_json(request):
-                return JsonResponse({"error": "Change the default password on the profile page first.",
+                return JsonResponse({"error": "This account still has the default password: change it on the "
+                                              "profile page (/profile/) before using the API.",
                                      "status": 403}, status=403)
             # The profile page itself says why (once); no extra message here.
             return redirect("profile")

@@ -195,7 +195,8 @@ def bad_request(request, exception=None):
 
 
 def permission_denied(request, exception=None):
-    return _error(request, 403, "Not allowed", "You do not have access to this page.")
+    what = "resource" if wants_json(request) else "page"
+    return _error(request, 403, "Not allowed", f"You do not have access to this {what}.")
 
 
 def page_not_found(request, exception=None):

@@ -145,3 +145,13 @@ def test_token_of_an_account_that_must_change_its_password_gets_403(transactiona
     c = Client()
     response = c.get("/api/analyses/", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 403 and "default password" in response.json()["error"]
+
+
+def test_api_validation_errors_speak_to_api_clients(user):
+    token = _command_token("radiologist").strip()
+    c = Client()
+    response = c.post("/api/analyses/", {"pixel_spacing": "abc"}, HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 400
+    fields = response.json()["fields"]
+    assert fields["file"] == ["Send the CT slice as the multipart/form-data field 'file'."]
+    assert fields["pixel_spacing"] == ["'pixel_spacing' must be a number of millimetres."]
