@@ -17,6 +17,7 @@ if not defined DEBUG set DEBUG=0
 ".venv\Scripts\python.exe" manage.py migrate --noinput || goto :error
 ".venv\Scripts\python.exe" manage.py collectstatic --noinput -v0 || goto :error
 ".venv\Scripts\python.exe" manage.py ensure_admin || goto :error
+".venv\Scripts\python.exe" manage.py prepare_model || goto :error
 
 rem Waitress's options (body limit from MAX_UPLOAD_MB, timeouts, connection limit) are in Tumor\serve.py.
 ".venv\Scripts\python.exe" -m Tumor.serve

@@ -8,7 +8,13 @@ if [ ! -x .venv/bin/python ]; then
   echo "Creating .venv ..."
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --disable-pip-version-check -q -r requirements.txt
+# pip only when requirements.txt changed since the last install (its check alone takes ~9 s).
+STAMP=.venv/.requirements.sha256
+WANT="$(.venv/bin/python -c 'import hashlib,sys; print(hashlib.sha256(open("requirements.txt","rb").read()).hexdigest())')"
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+  .venv/bin/python -m pip install --disable-pip-version-check -q -r requirements.txt
+  echo "$WANT" > "$STAMP"
+fi
 
 # A secret key generated once and kept outside git (.secret_key is gitignored).
 if [ -z "${SECRET_KEY:-}" ] && [ ! -s .secret_key ]; then
@@ -20,6 +26,9 @@ export DEBUG="${DEBUG:-0}"
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py collectstatic --noinput -v0
 .venv/bin/python manage.py ensure_admin
+# The one-off ONNX export and int8 quantisation happen here, not during the first upload.
+.venv/bin/python manage.py prepare_model
 
+echo "Starting waitress on http://${HOST:-127.0.0.1}:${PORT:-8000}/ (Ctrl+C to stop) ..."
 # Waitress's options (body limit from MAX_UPLOAD_MB, timeouts, connection limit) are in Tumor/serve.py.
 exec .venv/bin/python -m Tumor.serve

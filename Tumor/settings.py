@@ -145,6 +145,8 @@ AXES_USERNAME_CALLABLE = "TumorApp.lockout.client_username"
 LOGIN_FAILURES_PER_ADDRESS = int(os.environ.get("LOGIN_FAILURES_PER_ADDRESS", "20"))
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Our lockout page says when the lockout ends and names `manage.py unlock`.
+AXES_LOCKOUT_CALLABLE = "TumorApp.lockout.lockout_response"
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")

@@ -25,6 +25,14 @@ def _warm_up() -> None:
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="PNG")
     try:
+        # What the first request would otherwise import: the URL conf (views, forms) and pydicom
+        # (imported lazily by the loader; about a second on a busy machine).
+        from django.urls import get_resolver
+
+        get_resolver().url_patterns
+        import pydicom  # noqa: F401
+        import pydicom.pixels  # noqa: F401
+
         analyze(buf.getvalue(), filename="warm-up.png")
     except InputError:
         pass
@@ -34,8 +42,23 @@ def _warm_up() -> None:
         logging.getLogger("TumorApp").info("model loaded")
 
 
+def _graphs_cached() -> bool:
+    try:
+        from TumorApp.analysis.network import graphs_cached
+
+        return graphs_cached()
+    except Exception:
+        return False
+
+
 if os.environ.get("WARM_UP", "1") == "1":
-    threading.Thread(target=_warm_up, name="model-warm-up", daemon=True).start()
+    if _graphs_cached():
+        # Graphs prepared (run.sh's `manage.py prepare_model`): loading them takes about a second, so do
+        # it before the server says it is serving, and the first upload is as fast as the next.
+        _warm_up()
+    else:
+        # Not prepared: the export and quantisation take minutes; answer pages meanwhile.
+        threading.Thread(target=_warm_up, name="model-warm-up", daemon=True).start()
 
 
 def _start_orphan_sweeper() -> None:

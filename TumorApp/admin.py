@@ -1,14 +1,17 @@
-"""Admin views of analyses (read-mostly) and account flags, for the administrator.
+"""Admin views of analyses (read-mostly), account flags, API tokens, corrected outlines and the audit
+trail; unlocking users.
 
 Deleting an analysis here, one or in bulk, or deleting a user, goes through the same service as
 the pages: the files are removed and the deletion is audited under the admin's name.
 """
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
-from . import services
-from .models import AccountFlags, Analysis, AuditEvent, MaskVersion
+from . import lockout, services
+from .models import AccountFlags, Analysis, ApiToken, AuditEvent, MaskVersion
+
+User = get_user_model()
 
 
 def _delete_analyses(request, analyses) -> None:
@@ -42,7 +45,7 @@ class AccountFlagsAdmin(admin.ModelAdmin):
 class AuditEventAdmin(admin.ModelAdmin):
     """Read-only: the trail is written by the application, never edited by hand."""
 
-    list_display = ("timestamp", "username", "action", "analysis_id", "ip")
+    list_display = ("timestamp", "username", "action", "analysis_id", "ip", "detail")
     list_filter = ("action",)
     search_fields = ("username", "ip")
     date_hierarchy = "timestamp"
@@ -71,18 +74,46 @@ class MaskVersionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
-User = get_user_model()
-if admin.site.is_registered(User) and isinstance(admin.site._registry[User], UserAdmin):
-    class AuditedUserAdmin(type(admin.site._registry[User])):
-        """Deleting a user deletes their analyses through the service first (files, audit)."""
 
-        def delete_model(self, request, obj):
-            _delete_analyses(request, Analysis.objects.filter(owner=obj).select_related("owner"))
-            super().delete_model(request, obj)
 
-        def delete_queryset(self, request, queryset):
-            _delete_analyses(request, Analysis.objects.filter(owner__in=queryset).select_related("owner"))
-            super().delete_queryset(request, queryset)
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Staff see who has which tokens; tokens are made and revoked by their owner (profile page or command)."""
 
+    list_display = ("user", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("user__username", "name", "prefix")
+    readonly_fields = [f.name for f in ApiToken._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.action(description="Unlock the selected users (clear failed log-ins)")
+def unlock_users(modeladmin, request, queryset):
+    names = []
+    for user in queryset:
+        lockout.unlock(username=user.get_username(), by=request.user.get_username(),
+                       ip=services.client_ip(request))
+        names.append(user.get_username())
+    modeladmin.message_user(request, f"Unlocked: {', '.join(names)}.", messages.SUCCESS)
+
+
+if admin.site.is_registered(User):
     admin.site.unregister(User)
-    admin.site.register(User, AuditedUserAdmin)
+
+
+@admin.register(User)
+class TumorUserAdmin(UserAdmin):
+    """Django's user admin plus the unlock action; deleting a user deletes their analyses through
+    the service first (files removed, deletions audited)."""
+
+    actions = [unlock_users]
+
+    def delete_model(self, request, obj):
+        _delete_analyses(request, Analysis.objects.filter(owner=obj).select_related("owner"))
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        _delete_analyses(request, Analysis.objects.filter(owner__in=queryset).select_related("owner"))
+        super().delete_queryset(request, queryset)

@@ -1,15 +1,21 @@
-"""JSON API: POST /api/analyses/, GET and DELETE /api/analyses/<id>/, session auth, same JSON as `manage.py analyze --json`."""
+"""JSON API: POST /api/analyses/, GET and DELETE /api/analyses/<id>/, PUT .../masks/; same JSON as `manage.py analyze --json`.
+
+Authentication: `Authorization: Bearer <token>` (a personal API token, no CSRF token needed) or the
+browser session (then POST needs the CSRF token, as for any form).
+"""
 from __future__ import annotations
 
 from functools import wraps
 
 from django.http import HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
+from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
 
 from TumorApp.analysis.errors import InputError
 
-from . import selectors, services
+from . import selectors, services, tokens
 from .forms import AnalysisUploadForm, MaskCorrectionForm
 from .models import AuditEvent
 
@@ -20,14 +26,46 @@ def error(status: int, message: str, **extra) -> JsonResponse:
     return JsonResponse({"error": message, "status": status, **extra}, status=status)
 
 
+def _unauthorised(message: str) -> JsonResponse:
+    response = error(401, message)
+    response["WWW-Authenticate"] = 'Bearer realm="tumor"'
+    return response
+
+
+def _csrf_refusal(request):
+    """The CSRF check Django's middleware would make (the views are exempt so tokens can skip it)."""
+    return CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
+
+
 def api_login_required(view):
-    """401 JSON instead of the HTML login redirect."""
+    """Bearer token or session; 401 JSON instead of the HTML login redirect.
+
+    A request with an `Authorization` header is judged by its token alone (no CSRF: a browser never
+    adds that header by itself); a session request must pass Django's CSRF check on POST.
+    """
+    @csrf_exempt
     @wraps(view)
     def wrapper(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            response = error(401, "Log in first (session authentication).")
-            response["WWW-Authenticate"] = 'Session realm="tumor"'
-            return response
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                return _unauthorised("Send the API token as 'Authorization: Bearer <token>'.")
+            check = tokens.authenticate(token, ip=services.client_ip(request))
+            if check.user is None:
+                return _unauthorised(check.error + " Create a token on the profile page or with "
+                                     "'python manage.py create_api_token USERNAME'.")
+            request.user = check.user
+            if selectors.must_change_password(check.user):
+                return error(403, "This account still has the default password: log in and change it on "
+                                  "the profile page before using the API.")
+        elif not request.user.is_authenticated:
+            return _unauthorised("Authentication required: send 'Authorization: Bearer <token>' "
+                                 "(see the README's API section), or a session cookie from /login/.")
+        else:
+            refusal = _csrf_refusal(request)
+            if refusal is not None:
+                return refusal
         return view(request, *args, **kwargs)
     return wrapper
 
@@ -46,8 +84,14 @@ def allow(*methods):
     return decorator
 
 
+# The form's wording is for people at the upload page; these say what an API client must send.
+API_MESSAGES = {("file", "required"): "Send the CT slice as the multipart/form-data field 'file'.",
+                ("pixel_spacing", "invalid"): "'pixel_spacing' must be a number of millimetres."}
+
+
 def _form_errors(form) -> dict:
-    return {field: [e["message"] for e in errs] for field, errs in form.errors.get_json_data().items()}
+    return {field: [API_MESSAGES.get((field, e["code"]), e["message"]) for e in errs]
+            for field, errs in form.errors.get_json_data().items()}
 
 
 @api_login_required

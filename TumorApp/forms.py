@@ -8,8 +8,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.template.defaultfilters import filesizeformat
 
-MIN_SPACING_MM = 0.05
-MAX_SPACING_MM = 10.0
+from TumorApp.analysis.config import CONTRACT
+
+MIN_SPACING_MM, MAX_SPACING_MM = CONTRACT.spacing_limits_mm
 
 
 class AnalysisUploadForm(forms.Form):
@@ -117,3 +118,9 @@ class MaskCorrectionForm(forms.Form):
                                             "empty": "The liver mask is empty."})
     tumor = forms.FileField(error_messages={"required": "The tumor mask (PNG) is missing.",
                                             "empty": "The tumor mask is empty."})
+class ApiTokenForm(forms.Form):
+    """A name for a new personal API token (to tell it apart in the list)."""
+
+    name = forms.CharField(label="Token name", max_length=100,
+                           help_text="What the token is for, e.g. “PACS bridge” or “nightly script”.",
+                           error_messages={"required": "Give the token a name."})

@@ -3,7 +3,6 @@ change, and the answers for a busy server (503) or a full disk (507)."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib import messages
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
@@ -101,9 +100,10 @@ class ForcePasswordChangeMiddleware:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and not self._exempt(request) and must_change_password(user):
             if wants_json(request):
-                return JsonResponse({"error": "Change the default password on the profile page first.",
+                return JsonResponse({"error": "This account still has the default password: change it on the "
+                                              "profile page (/profile/) before using the API.",
                                      "status": 403}, status=403)
-            messages.warning(request, "Please change the default password before using the application.")
+            # The profile page itself says why (once); no extra message here.
             return redirect("profile")
         return self.get_response(request)
 

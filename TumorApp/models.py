@@ -40,12 +40,20 @@ class Analysis(models.Model):
     def lesions(self) -> list[dict]:
         return self.result.get("tumors", [])
 
+    @property
+    def warnings(self) -> list[str]:
+        return self.result.get("warnings", [])
+
 
 class AccountFlags(models.Model):
     """Per-account state Django's User lacks: the default admin must change its password first."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="flags")
     must_change_password = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = "account flags"
+        verbose_name_plural = "account flags"
 
     def __str__(self) -> str:
         return f"{self.user}: must_change_password={self.must_change_password}"
@@ -68,6 +76,13 @@ class AuditEvent(models.Model):
         API_VIEW = "api_view", "viewed (API)"
         DELETE = "delete", "deleted"
         CORRECT = "correct", "corrected the outline"
+        PASSWORD_CHANGE = "password_change", "changed password"
+        USERNAME_CHANGE = "username_change", "changed username"
+        LOCKOUT = "lockout", "locked out (too many failed log-ins)"
+        UNLOCK = "unlock", "unlocked"
+        TOKEN_CREATE = "token_create", "created API token"
+        TOKEN_REVOKE = "token_revoke", "revoked API token"
+        TOKEN_REVOKED_USE = "token_revoked", "used a revoked API token"
 
     timestamp = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -76,13 +91,16 @@ class AuditEvent(models.Model):
     action = models.CharField(max_length=16, choices=Action.choices, db_index=True)
     analysis_id = models.BigIntegerField(null=True, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
+    # What changed or who acted, e.g. "old -> new" for a username, a token's name, "by admin".
+    detail = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
         ordering = ["-timestamp", "-id"]
 
     def __str__(self) -> str:
         target = f" analysis {self.analysis_id}" if self.analysis_id else ""
-        return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.get_action_display()}{target}"
+        detail = f" ({self.detail})" if self.detail else ""
+        return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.get_action_display()}{target}{detail}"
 
 
 class MaskVersion(models.Model):
@@ -120,3 +138,29 @@ class MaskVersion(models.Model):
 
     def paths(self) -> list[str]:
         return [self.liver_mask, self.tumor_mask, *self.images.values()]
+
+
+
+class ApiToken(models.Model):
+    """A personal API token for scripts: only its SHA-256 is stored; the token itself is shown once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    # sha256 hex of the whole token; tokens are 256 random bits, so a plain hash cannot be brute-forced.
+    key_hash = models.CharField(max_length=64, unique=True)
+    # The first characters of the token, to tell tokens apart in lists (not enough to use one).
+    prefix = models.CharField(max_length=12)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.user} / {self.name} ({self.prefix}…)"
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None

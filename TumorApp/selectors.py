@@ -55,11 +55,13 @@ def must_change_password(user) -> bool:
 def api_payload(analysis: Analysis) -> dict:
     """The JSON of `manage.py analyze --json` for this analysis, plus its id and timestamp.
 
-    Corrected analyses answer with the latest correction's result, plus who corrected it, when,
-    its notes, and the network's own result as `model_result`.
+    `notes` and `warnings` are what the result page shows (rows stored before they were part of the
+    JSON get them from the row). Corrected analyses answer with the latest correction's result,
+    plus who corrected it, when, its notes, and the network's own result as `model_result`.
     """
     payload = {"id": analysis.pk, "created_at": analysis.created_at.isoformat(),
-               "file": analysis.original_name, **analysis.result, "corrected": False}
+               "file": analysis.original_name, **analysis.result,
+               "notes": list(analysis.notes or []), "warnings": list(analysis.warnings), "corrected": False}
     latest, model = correction_of(analysis)
     if latest is not None:
         payload.update({"corrected": True, "corrected_by": latest.created_by_name,

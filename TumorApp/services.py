@@ -70,13 +70,13 @@ def client_ip(request) -> str | None:
 
 
 def record_event(*, action: str, user=None, username: str = "", analysis_id: int | None = None,
-                 ip: str | None = None) -> AuditEvent:
+                 ip: str | None = None, detail: str = "") -> AuditEvent:
     """Append one audit event; `username` defaults to the user's current name."""
     if user is not None and not getattr(user, "is_authenticated", False):
         user = None
     name = username or (user.get_username() if user is not None else "")
     return AuditEvent.objects.create(user=user, username=name[:150], action=action,
-                                     analysis_id=analysis_id, ip=ip or None)
+                                     analysis_id=analysis_id, ip=ip or None, detail=detail[:255])
 
 
 def create_analysis(*, user, upload, pixel_spacing: float | None = None, ip: str | None = None,
@@ -188,18 +188,29 @@ def remove_paths_on_commit(paths) -> None:
     transaction.on_commit(remove_files)
 
 
-def update_account(*, user, username: str | None = None, new_password: str | None = None):
-    """Change the username and/or password (already validated by the form); clears the first-login flag."""
+def update_account(*, user, username: str | None = None, new_password: str | None = None,
+                   ip: str | None = None) -> list[str]:
+    """Change the username and/or password (already validated by the form); clears the first-login flag.
+
+    Each change is audited; returns what changed, as phrases for the user ("username changed from a to b").
+    """
+    changes: list[str] = []
     with transaction.atomic():
-        if username and username != user.get_username():
+        old = user.get_username()
+        if username and username != old:
             setattr(user, user.USERNAME_FIELD, username)
         if new_password:
             user.set_password(new_password)
         user.save()
+        if username and username != old:
+            record_event(action=AuditEvent.Action.USERNAME_CHANGE, user=user, ip=ip, detail=f"{old} -> {username}")
+            changes.append(f"username changed from {old} to {username}")
         if new_password:
             AccountFlags.objects.update_or_create(user=user, defaults={"must_change_password": False})
-    log.info("user=%s updated account (password changed: %s)", user.get_username(), bool(new_password))
-    return user
+            record_event(action=AuditEvent.Action.PASSWORD_CHANGE, user=user, ip=ip)
+            changes.append("password changed")
+    log.info("user=%s updated account (%s)", user.get_username(), "; ".join(changes) or "no change")
+    return changes
 
 
 def ensure_default_admin() -> bool:

@@ -1,6 +1,8 @@
-"""Receivers: log-ins, failed log-ins and log-outs go to AuditEvent; a deleted analysis takes its files with it."""
+"""Receivers: log-ins, failed log-ins, log-outs and django-axes lockouts go to AuditEvent; a deleted
+analysis (or corrected outline) takes its files with it."""
 from __future__ import annotations
 
+from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
@@ -48,3 +50,8 @@ def _owner_name(analysis) -> str:
 
     user = get_user_model().objects.filter(pk=analysis.owner_id).first()
     return user.get_username() if user is not None else ""
+@receiver(user_locked_out, dispatch_uid="audit_lockout")
+def _locked_out(sender, request=None, username=None, ip_address=None, **kwargs):
+    # Sent by django-axes at the failure that locks the account and at each attempt during the lockout.
+    services.record_event(action=AuditEvent.Action.LOCKOUT, username=str(username or ""),
+                          ip=ip_address or services.client_ip(request))

@@ -17,8 +17,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 from TumorApp.analysis.config import CONTRACT
 from TumorApp.analysis.errors import InputError
 
-from . import selectors, services
-from .forms import AnalysisUploadForm, ProfileForm
+from . import selectors, services, tokens
+from .forms import AnalysisUploadForm, ApiTokenForm, ProfileForm
 from .models import AuditEvent
 from .middleware import wants_json
 
@@ -128,13 +128,48 @@ def profile(request):
             messages.info(request, "Nothing to change.")
             return redirect("profile")
         password = form.cleaned_data.get("new_password1") or None
-        services.update_account(user=request.user, username=form.cleaned_data["username"], new_password=password)
+        changes = services.update_account(user=request.user, username=form.cleaned_data["username"],
+                                          new_password=password, ip=services.client_ip(request))
         if password:
             update_session_auth_hash(request, request.user)
-        messages.success(request, "Your account has been updated.")
+        messages.success(request, "Saved: " + "; ".join(changes) + ".")
         return redirect("detect" if forced else "profile")
     status = 400 if request.method == "POST" else 200
-    return render(request, "profile.html", {"form": form, "forced": forced}, status=status)
+    return _profile_page(request, form=form, forced=forced, status=status)
+
+
+def _profile_page(request, *, form=None, token_form=None, forced=None, status=200):
+    forced = selectors.must_change_password(request.user) if forced is None else forced
+    return render(request, "profile.html", {
+        "form": form or ProfileForm(user=request.user, require_new_password=forced),
+        "forced": forced,
+        "token_form": token_form or ApiTokenForm(),
+        "tokens": tokens.tokens_for(request.user),
+        # A new token is shown once: kept in the session only until this page is rendered.
+        "new_token": request.session.pop("new_api_token", None),
+    }, status=status)
+
+
+@login_required
+@require_http_methods(["POST"])
+def api_token_create(request):
+    form = ApiTokenForm(request.POST)
+    if not form.is_valid():
+        return _profile_page(request, token_form=form, status=400)
+    row, token = tokens.create_token(user=request.user, name=form.cleaned_data["name"],
+                                     ip=services.client_ip(request))
+    request.session["new_api_token"] = {"name": row.name, "token": token}
+    return redirect("profile")
+
+
+@login_required
+@require_http_methods(["POST"])
+def api_token_revoke(request, pk: int):
+    row = tokens.revoke_token(user=request.user, token_id=pk, ip=services.client_ip(request))
+    if row is None:
+        raise Http404("No such token.")
+    messages.success(request, f"Revoked the API token “{row.name}” ({row.prefix}…): it no longer works.")
+    return redirect("profile")
 
 
 @staff_member_required
@@ -151,6 +186,11 @@ def _error(request, status: int, title: str, message: str):
 
 
 def csrf_failure(request, reason=""):
+    if wants_json(request):
+        return _error(request, 403, "Request refused",
+                      "CSRF check failed for a session-authenticated request: send the csrftoken cookie's value "
+                      "as the X-CSRFToken header (and a Referer on HTTPS), or authenticate with "
+                      "'Authorization: Bearer <token>' instead, which needs no CSRF token.")
     return _error(request, 403, "Request refused",
                   "The form's security token was missing or expired. Reload the page and try again.")
 
@@ -160,7 +200,8 @@ def bad_request(request, exception=None):
 
 
 def permission_denied(request, exception=None):
-    return _error(request, 403, "Not allowed", "You do not have access to this page.")
+    what = "resource" if wants_json(request) else "page"
+    return _error(request, 403, "Not allowed", f"You do not have access to this {what}.")
 
 
 def page_not_found(request, exception=None):

@@ -34,6 +34,12 @@ class Contract:
     min_liver_area_mm2: float = 300.0
     # Pixel spacing assumed when neither the file nor the user gives one (typical abdominal CT).
     assumed_spacing_mm: float = 0.75
+    # Pixel spacing (from the file or the user) outside this range is refused: no CT slice has it
+    # (0.05 mm is a micro-CT; 5 mm a 2.5 m field of view at 512 px).
+    spacing_limits_mm: tuple[float, float] = (0.05, 5.0)
+    # Outside this range the spacing is accepted but flagged: abdominal CT is about 0.5-1 mm
+    # (fields of view of about 15-77 cm at 512 px).
+    spacing_plausible_mm: tuple[float, float] = (0.3, 1.5)
     # Size stage from the largest lesion's longest diameter (AJCC T-category size cut-offs).
     stage_cutoffs_mm: tuple[float, float] = (20.0, 50.0)
     # A lesion or slice verdict whose confidence (confidence.py, in [0, 1]) is below this is

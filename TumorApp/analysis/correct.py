@@ -91,7 +91,7 @@ def recompute(ct: CTSlice, liver: np.ndarray, tumor: np.ndarray, *, spacing_mm: 
     liver = liver | tumor
     lesions = measure_lesions(labels, liver, spacing, mirrored=mirrored)
     liver_area, tumor_area = int(liver.sum()), int(tumor.sum())
-    staging = stage(lesions, liver_area_px=liver_area, tumor_area_px=tumor_area)
+    staging = stage(lesions, liver_area_px=liver_area, tumor_area_px=tumor_area, liver_found=bool(liver.any()))
 
     unit = to_unit(ct)
     images: dict[str, bytes] = {}
@@ -123,6 +123,10 @@ def recompute(ct: CTSlice, liver: np.ndarray, tumor: np.ndarray, *, spacing_mm: 
         source=ct.source,
         filename=ct.filename,
         images=images,
+        inconclusive=staging.inconclusive,
+        # A person drew these outlines: the network's own confidence stays in the model result.
+        confidence=1.0,
+        lesion_confidence=[1.0] * len(lesions),
     )
 
 

@@ -199,6 +199,22 @@ def backend_from_env() -> str:
     return (os.environ.get("INFERENCE_BACKEND") or DEFAULT_BACKEND).strip().lower()
 
 
+def graphs_cached(weights: Path | str = DEFAULT_WEIGHTS, backend: str | None = None) -> bool:
+    """Whether the graph `backend` runs is already in the cache (`manage.py prepare_model` makes it)."""
+    backend = (backend or backend_from_env()).lower()
+    if backend == "tf":
+        return True
+    try:
+        fp32 = onnx_path_for(weights)
+        if backend == "onnx":
+            return fp32.is_file()
+        from .quantize import int8_path_for
+
+        return fp32.is_file() and int8_path_for(fp32).is_file()
+    except (OSError, ImportError):
+        return False
+
+
 class Segmenter:
     """The network with its weights, loaded once; `predict` is safe to call from several threads.
 

@@ -52,7 +52,8 @@ class AnalysisResult:
     inconclusive: bool = False
     confidence: float = 0.0  # slice verdict, [0, 1] (confidence.py)
     lesion_confidence: list[float] = field(default_factory=list)  # one per tumour, same order
-    # Odd but possible input (plausibility.py): user-facing sentences, shown with the result.
+    # Findings that put the figures in doubt, as user-facing sentences shown with the result: odd
+    # but possible input (plausibility.py), an unusual pixel spacing.
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -73,6 +74,7 @@ class AnalysisResult:
                        for i, lesion in enumerate(self.tumors)],
             "inconclusive": self.inconclusive,
             **confidence_dict(self.confidence),
+            "notes": list(self.notes),
             "warnings": list(self.warnings),
         }
 
@@ -112,6 +114,7 @@ def analyze(data: Source, *, filename: str = "", pixel_spacing: float | None = N
     """
     spacing_user = _check_user_spacing(pixel_spacing)
     ct = load(data, filename=filename)
+    _refuse_impossible_spacing(ct)
     warnings = check(ct).warnings
     unit = to_unit(ct)
     seg = segment_many([unit], segmenter or _default_segmenter(), second_pass=second_pass,
@@ -140,6 +143,7 @@ def analyze_many(items: Iterable[Source], *, pixel_spacing: float | None = None,
         for i, item in enumerate(chunk):
             try:
                 ct = load(item)
+                _refuse_impossible_spacing(ct)
                 warned.append(check(ct).warnings)
             except InputError as exc:
                 outcome[i] = exc
@@ -177,9 +181,30 @@ def _check_user_spacing(pixel_spacing: float | None) -> float | None:
         value = float(pixel_spacing)
     except (TypeError, ValueError) as exc:
         raise InputError("The pixel spacing must be a number of millimetres.") from exc
-    if not math.isfinite(value) or not 0.01 <= value <= 10:
-        raise InputError("The pixel spacing must be between 0.01 and 10 mm.")
+    low, high = CONTRACT.spacing_limits_mm
+    if not math.isfinite(value) or not low <= value <= high:
+        raise InputError(f"The pixel spacing must be between {low:g} and {high:g} mm (given: {value:g} mm).")
     return value
+
+
+def _refuse_impossible_spacing(ct: CTSlice) -> None:
+    """Before the network runs: refuse a DICOM spacing no CT slice has (the user's is checked on entry)."""
+    if ct.spacing_mm is None:
+        return
+    low, high = CONTRACT.spacing_limits_mm
+    if not all(low <= v <= high for v in ct.spacing_mm):
+        raise InputError(f"The pixel spacing in the DICOM file ({ct.spacing_mm[0]:g} x {ct.spacing_mm[1]:g} mm) "
+                         f"is outside {low:g}-{high:g} mm: no CT slice has it, so sizes in mm would be meaningless.")
+
+
+def _spacing_warnings(spacing: tuple[float, float], source: str) -> list[str]:
+    """Flag a spacing that is possible but unusual for abdominal CT (the assumed one never is)."""
+    low, high = CONTRACT.spacing_plausible_mm
+    if source == "assumed" or all(low <= v <= high for v in spacing):
+        return []
+    where = "in the DICOM file" if source == "dicom" else "entered"
+    return [f"The pixel spacing {where} ({spacing[0]:g} x {spacing[1]:g} mm) is unusual for abdominal CT "
+            f"({low:g}-{high:g} mm): check it, since the sizes in mm and the stage depend on it."]
 
 
 def _resolve_spacing(ct: CTSlice, user: float | None, notes: list[str]) -> tuple[tuple[float, float], str]:
@@ -200,6 +225,7 @@ def _finish(ct: CTSlice, unit: np.ndarray, seg: Segmentation, user_spacing: floa
             render_images: bool, warnings: Iterable[str] = ()) -> AnalysisResult:
     notes = list(ct.notes)
     spacing, spacing_source = _resolve_spacing(ct, user_spacing, notes)
+    warnings = [*warnings, *_spacing_warnings(spacing, spacing_source)]
     masks = clean(seg.liver_prob, seg.tumor_prob, spacing)
     if not masks.liver_found:
         notes.append("No liver was found on this slice, so nothing can be said about tumours on it "

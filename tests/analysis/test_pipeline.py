@@ -13,8 +13,8 @@ from .conftest import (DICOM_66, FREE_105, JPEG_103, PNG16_57, SEED_440, EmptySe
                        GroundTruthSegmenter, IntensitySegmenter, dice, read_label, seed_label)
 
 RESULT_KEYS = {"tumor_detected", "stage", "affected_percent", "liver_area_px", "tumor_area_px",
-               "pixel_spacing_mm", "spacing_source", "tumors",
-               "inconclusive", "confidence", "low_confidence", "warnings"}  # issue 9: unsure / odd input
+               "pixel_spacing_mm", "spacing_source", "tumors", "notes", "warnings",
+               "inconclusive", "confidence", "low_confidence"}  # issue 9: unsure / odd input
 LESION_KEYS = {"area_px", "area_mm2", "perimeter_px", "perimeter_mm", "eccentricity", "max_diameter_mm",
                "bbox", "centroid", "side", "part", "confidence", "low_confidence"}
 IMAGE_KEYS = {"original", "annotated", "mask", "probability", "threshold", "components"}
@@ -94,7 +94,7 @@ def test_dicom_spacing_wins_over_the_users_with_a_note(gt_66):
     assert any("instead of the value given" in n for n in result.notes)
 
 
-@pytest.mark.parametrize("bad", [0, -1, 50, float("nan"), "abc"])
+@pytest.mark.parametrize("bad", [0, -1, 0.04, 5.1, 50, float("nan"), "abc"])
 def test_implausible_user_spacing_is_an_input_error(bad):
     with pytest.raises(InputError, match="pixel spacing"):
         analyze(FREE_105, pixel_spacing=bad, segmenter=EmptySegmenter())

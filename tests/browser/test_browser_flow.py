@@ -61,7 +61,7 @@ def test_first_login_upload_history_reopen_logout(transactional_db, live_server,
 
     # Default password: sent to the profile page until it is changed.
     page.wait_for_url(base + "/profile/")
-    assert "change the default password" in page.content()
+    assert "You are using the default password" in page.content()
     shot(page, "03-forced-password-change")
     page.goto(base + "/detect/")
     page.wait_for_url(base + "/profile/")

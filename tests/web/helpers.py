@@ -18,8 +18,8 @@ def fixture_bytes(name: str) -> bytes:
 
 
 RESULT_KEYS = {"tumor_detected", "stage", "affected_percent", "liver_area_px", "tumor_area_px",
-               "pixel_spacing_mm", "spacing_source", "tumors",
-               "inconclusive", "confidence", "low_confidence", "warnings"}  # issue 9: unsure / odd input
+               "pixel_spacing_mm", "spacing_source", "tumors", "notes", "warnings",
+               "inconclusive", "confidence", "low_confidence"}  # issue 9: unsure / odd input
 LESION_KEYS = {"area_px", "area_mm2", "perimeter_px", "perimeter_mm", "eccentricity", "max_diameter_mm",
                "bbox", "centroid", "side", "part", "confidence", "low_confidence"}
 
