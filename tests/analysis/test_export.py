@@ -22,7 +22,7 @@ def _masks(shape):
     liver[:, 100:300, 60:260] = True
     tumor = np.zeros(shape, bool)
     tumor[1, 150:170, 80:130] = True  # slices 1 and 2 only (different sizes, so order shows)
-    tumor[2, 150:160, 80:130] = True
+    tumor[min(2, shape[0] - 1), 150:160, 80:130] = True
     return liver, tumor
 
 
