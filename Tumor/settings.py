@@ -150,6 +150,11 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_MB", "20")) * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1 * 1024 * 1024  # non-file form fields
+# Whole CT series (issue 11): one request may carry up to 1000 slices or one zip/NIfTI.
+MAX_SERIES_UPLOAD_BYTES = int(os.environ.get("MAX_SERIES_UPLOAD_MB", "600")) * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = 1001
+# A running series job whose worker has not beaten for this long is re-queued.
+SERIES_STALE_SECONDS = float(os.environ.get("SERIES_STALE_SECONDS", "60"))
 FILE_UPLOAD_PERMISSIONS = 0o640
 
 # Security: cookies, headers. HTTPS-only settings switch on with HTTPS=1 (behind a TLS proxy).

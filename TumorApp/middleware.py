@@ -12,6 +12,8 @@ from .selectors import must_change_password
 
 # Room for the multipart envelope and the small form fields around the file.
 MULTIPART_OVERHEAD = 64 * 1024
+# Whole-series uploads (many slices, a zip or a NIfTI) get their own, larger limit.
+SERIES_UPLOAD_PATHS = frozenset({"/series/new/", "/api/series/"})
 
 
 def wants_json(request) -> bool:
@@ -30,6 +32,8 @@ class UploadSizeLimitMiddleware:
         except ValueError:
             length = 0
         limit = settings.MAX_UPLOAD_BYTES
+        if request.path in SERIES_UPLOAD_PATHS:
+            limit = settings.MAX_SERIES_UPLOAD_BYTES
         if length > limit + MULTIPART_OVERHEAD:
             message = f"The upload is larger than the {filesizeformat(limit)} limit."
             if wants_json(request):

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from . import api, views
+from . import api, series_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -19,6 +19,14 @@ urlpatterns = [
     path("audit/", views.audit_log, name="audit"),
     path("api/analyses/", api.analyses, name="api-analyses"),
     path("api/analyses/<int:pk>/", api.analysis, name="api-analysis"),
+    # Whole CT series (issue 11).
+    path("series/new/", series_views.series_new, name="series-new"),
+    path("series/<int:pk>/", series_views.series_detail, name="series"),
+    path("series/<int:pk>/slices/<int:index>.png", series_views.series_slice, name="series-slice"),
+    path("series/<int:pk>/export/", series_views.series_export, name="series-export"),
+    path("api/series/", series_views.api_series_list, name="api-series-list"),
+    path("api/series/<int:pk>/", series_views.api_series, name="api-series"),
+    path("api/series/<int:pk>/export/", series_views.api_series_export, name="api-series-export"),
     # The original application's page names.
     path("index.html", RedirectView.as_view(pattern_name="home", permanent=True)),
     path("AdminLogin.html", RedirectView.as_view(pattern_name="login", permanent=True)),
