@@ -21,8 +21,10 @@ if not defined DEBUG set DEBUG=0
 if not defined HOST set HOST=127.0.0.1
 if not defined PORT set PORT=8000
 if not defined THREADS set THREADS=8
+rem The background worker for whole-series analyses, in its own window (SERIES_WORKER=0 to skip).
+if not "%SERIES_WORKER%"=="0" start "series worker" ".venv\Scripts\python.exe" manage.py series_worker
 echo Serving on http://%HOST%:%PORT%/ (Ctrl+C to stop)
-".venv\Scripts\waitress-serve.exe" --host=%HOST% --port=%PORT% --threads=%THREADS% --max-request-body-size=26214400 --channel-timeout=120 Tumor.wsgi:application
+".venv\Scripts\waitress-serve.exe" --host=%HOST% --port=%PORT% --threads=%THREADS% --max-request-body-size=634388480 --channel-timeout=120 Tumor.wsgi:application
 goto :eof
 
 :error

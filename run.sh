@@ -23,6 +23,16 @@ export DEBUG="${DEBUG:-0}"
 
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
+# The background worker for whole-series analyses (the database is the queue).  SERIES_WORKER=0
+# when workers run elsewhere (e.g. on other machines sharing the database).
+if [ "${SERIES_WORKER:-1}" != "0" ]; then
+  .venv/bin/python manage.py series_worker &
+  WORKER_PID=$!
+  trap 'kill "$WORKER_PID" 2>/dev/null; wait "$WORKER_PID" 2>/dev/null' EXIT
+  trap 'exit 130' INT TERM
+fi
+# Series uploads (up to MAX_SERIES_UPLOAD_MB) need a larger request body than single slices.
+BODY_MB=$(( ${MAX_SERIES_UPLOAD_MB:-600} + 5 ))
 echo "Serving on http://$HOST:$PORT/ (Ctrl+C to stop)"
-exec .venv/bin/waitress-serve --host="$HOST" --port="$PORT" --threads="${THREADS:-8}" \
-  --max-request-body-size=$(( 25 * 1024 * 1024 )) --channel-timeout=120 Tumor.wsgi:application
+.venv/bin/waitress-serve --host="$HOST" --port="$PORT" --threads="${THREADS:-8}" \
+  --max-request-body-size=$(( BODY_MB * 1024 * 1024 )) --channel-timeout=120 Tumor.wsgi:application
