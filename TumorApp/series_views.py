@@ -92,6 +92,16 @@ def series_detail(request, pk: int):
 
 @login_required
 @require_GET
+def series_report(request, pk: int):
+    job = _owned(request, pk)
+    if job.status != SeriesJob.Status.DONE:
+        return redirect("series", pk=job.pk)
+    lesions = [dict(lesion, number=n) for n, lesion in enumerate(job.result.get("lesions", []), 1)]
+    return render(request, "series/report.html", {"job": job, "lesions": lesions})
+
+
+@login_required
+@require_GET
 def series_slice(request, pk: int, index: int):
     job = _owned(request, pk)
     if job.status != SeriesJob.Status.DONE:

@@ -22,6 +22,7 @@ urlpatterns = [
     # Whole CT series (issue 11).
     path("series/new/", series_views.series_new, name="series-new"),
     path("series/<int:pk>/", series_views.series_detail, name="series"),
+    path("series/<int:pk>/report/", series_views.series_report, name="series-report"),
     path("series/<int:pk>/slices/<int:index>.png", series_views.series_slice, name="series-slice"),
     path("series/<int:pk>/export/", series_views.series_export, name="series-export"),
     path("api/series/", series_views.api_series_list, name="api-series-list"),

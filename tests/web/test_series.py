@@ -66,6 +66,8 @@ def test_post_queues_then_the_worker_delivers_the_cli_json(auth_client, user):
     assert page.status_code == 200
     html = page.content.decode()
     assert 'id="lesion-table"' in html and 'id="slice-slider"' in html and "Download DICOM-SEG" in html
+    report = auth_client.get(f"/series/{body['id']}/report/").content.decode()
+    assert f"{done['liver_volume_ml']} mL" in report and 'id="lesion-table"' in report
     png = auth_client.get(f"/series/{body['id']}/slices/1.png?window=liver")
     assert png.status_code == 200 and png["Content-Type"] == "image/png" and png.content[:4] == b"\x89PNG"
     assert auth_client.get(f"/series/{body['id']}/slices/3.png").status_code == 404
