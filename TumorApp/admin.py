@@ -1,7 +1,7 @@
 """Admin views of analyses (read-mostly) and account flags, for the administrator."""
 from django.contrib import admin
 
-from .models import AccountFlags, Analysis, AuditEvent
+from .models import AccountFlags, Analysis, AuditEvent, SeriesJob
 
 
 @admin.register(Analysis)
@@ -37,4 +37,20 @@ class AuditEventAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SeriesJob)
+class SeriesJobAdmin(admin.ModelAdmin):
+    """Whole-series jobs: staff can see the queue (status, progress, worker, errors); the worker writes them."""
+
+    list_display = ("id", "created_at", "owner", "name", "kind", "status", "progress_done", "progress_total",
+                    "attempts", "claimed_by")
+    list_filter = ("status", "kind")
+    readonly_fields = [f.name for f in SeriesJob._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
