@@ -29,6 +29,15 @@ export DEBUG="${DEBUG:-0}"
 # The one-off ONNX export and int8 quantisation happen here, not during the first upload.
 .venv/bin/python manage.py prepare_model
 
+# The background worker for whole-series analyses (the database is the queue).  SERIES_WORKER=0
+# when workers run elsewhere (e.g. on other machines sharing the database).
+if [ "${SERIES_WORKER:-1}" != "0" ]; then
+  .venv/bin/python manage.py series_worker &
+  WORKER_PID=$!
+  trap 'kill "$WORKER_PID" 2>/dev/null; wait "$WORKER_PID" 2>/dev/null' EXIT
+  trap 'exit 130' INT TERM
+fi
 echo "Starting waitress on http://${HOST:-127.0.0.1}:${PORT:-8000}/ (Ctrl+C to stop) ..."
-# Waitress's options (body limit from MAX_UPLOAD_MB, timeouts, connection limit) are in Tumor/serve.py.
-exec .venv/bin/python -m Tumor.serve
+# Waitress's options (body limits from MAX_UPLOAD_MB / MAX_SERIES_UPLOAD_MB, timeouts, connection
+# limit) are in Tumor/serve.py.  Not exec'd, so the worker is stopped with the server.
+.venv/bin/python -m Tumor.serve

@@ -13,7 +13,9 @@ MULTIPART_OVERHEAD = 64 * 1024
 
 
 def upload_limit_bytes(environ=os.environ) -> int:
-    return int(environ.get("MAX_UPLOAD_MB", "20")) * 1024 * 1024
+    """The largest body the app accepts: a slice (MAX_UPLOAD_MB) or a whole series (MAX_SERIES_UPLOAD_MB);
+    the upload middleware applies the right one of the two per path."""
+    return max(int(environ.get("MAX_UPLOAD_MB", "20")), int(environ.get("MAX_SERIES_UPLOAD_MB", "600"))) * 1024 * 1024
 
 
 def waitress_options(environ=os.environ) -> dict:

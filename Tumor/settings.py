@@ -184,6 +184,11 @@ ANALYSIS_QUEUE_SECONDS = float(os.environ.get("ANALYSIS_QUEUE_SECONDS", "60"))
 # left alone, as they may belong to a request in flight.
 ORPHAN_SWEEP_MINUTES = float(os.environ.get("ORPHAN_SWEEP_MINUTES", "60"))
 ORPHAN_GRACE_MINUTES = float(os.environ.get("ORPHAN_GRACE_MINUTES", "60"))
+# Whole CT series (issue 11): one request may carry up to 1000 slices or one zip/NIfTI.
+MAX_SERIES_UPLOAD_BYTES = int(os.environ.get("MAX_SERIES_UPLOAD_MB", "600")) * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = 1001
+# A running series job whose worker has not beaten for this long is re-queued.
+SERIES_STALE_SECONDS = float(os.environ.get("SERIES_STALE_SECONDS", "60"))
 
 # Security: cookies, headers. HTTPS-only settings switch on with HTTPS=1 (behind a TLS proxy).
 SESSION_COOKIE_HTTPONLY = True

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
 from . import lockout, services
-from .models import AccountFlags, Analysis, ApiToken, AuditEvent, MaskVersion
+from .models import AccountFlags, Analysis, ApiToken, AuditEvent, MaskVersion, SeriesJob
 
 User = get_user_model()
 
@@ -68,6 +68,22 @@ class MaskVersionAdmin(admin.ModelAdmin):
     list_display = ("analysis", "number", "created_by_name", "created_at")
     search_fields = ("created_by_name",)
     readonly_fields = [f.name for f in MaskVersion._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SeriesJob)
+class SeriesJobAdmin(admin.ModelAdmin):
+    """Whole-series jobs: staff can see the queue (status, progress, worker, errors); the worker writes them."""
+
+    list_display = ("id", "created_at", "owner", "name", "kind", "status", "progress_done", "progress_total",
+                    "attempts", "claimed_by")
+    list_filter = ("status", "kind")
+    readonly_fields = [f.name for f in SeriesJob._meta.fields]
 
     def has_add_permission(self, request):
         return False

@@ -12,6 +12,9 @@ from Tumor.serve import MULTIPART_OVERHEAD  # room for the multipart envelope (w
 
 from .selectors import must_change_password
 
+# Whole-series uploads (many slices, a zip or a NIfTI) get their own, larger limit.
+SERIES_UPLOAD_PATHS = frozenset({"/series/new/", "/api/series/"})
+
 
 def wants_json(request) -> bool:
     return request.path.startswith("/api/")
@@ -29,6 +32,8 @@ class UploadSizeLimitMiddleware:
         except ValueError:
             length = 0
         limit = settings.MAX_UPLOAD_BYTES
+        if request.path in SERIES_UPLOAD_PATHS:
+            limit = settings.MAX_SERIES_UPLOAD_BYTES
         if length > limit + MULTIPART_OVERHEAD:
             message = (f"The upload ({length:,} bytes with its form data) is over the limit of "
                        f"{limit:,} bytes ({filesizeformat(limit)}).")

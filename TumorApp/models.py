@@ -164,3 +164,43 @@ class ApiToken(models.Model):
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+
+class SeriesJob(models.Model):
+    """One uploaded CT series and its background analysis (the database is the job queue).
+
+    A worker claims a queued job with one conditional UPDATE (so no two workers run it), beats
+    `heartbeat_at` while it runs, and finishes only if it still holds the claim.  A running job
+    whose worker died (its process is gone, or its heartbeat is stale) goes back to the queue.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="series_jobs")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    name = models.CharField(max_length=255)  # what the user uploaded, for display
+    kind = models.CharField(max_length=8)  # "dicom" / "nifti"
+    folder = models.CharField(max_length=255)  # storage-relative folder: input/, results
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_by = models.CharField(max_length=128, blank=True, default="")  # host:pid:token of the worker
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True)  # SeriesResult.to_dict() when done
+    files = models.JSONField(default=dict, blank=True)  # {"ct": ..., "labels": ..., "export": ...} paths
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"series {self.pk} {self.name} ({self.status})"

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from . import api, correction_views, views
+from . import api, correction_views, series_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -25,6 +25,15 @@ urlpatterns = [
     path("api/analyses/<int:pk>/masks/", api.analysis_masks, name="api-analysis-masks"),
     path("analyses/<int:pk>/labels/<str:which>.png", correction_views.labels, name="analysis-labels"),
     path("analyses/<int:pk>/slice-hu.bin", correction_views.slice_hu, name="analysis-slice-hu"),
+    # Whole CT series (issue 11).
+    path("series/new/", series_views.series_new, name="series-new"),
+    path("series/<int:pk>/", series_views.series_detail, name="series"),
+    path("series/<int:pk>/report/", series_views.series_report, name="series-report"),
+    path("series/<int:pk>/slices/<int:index>.png", series_views.series_slice, name="series-slice"),
+    path("series/<int:pk>/export/", series_views.series_export, name="series-export"),
+    path("api/series/", series_views.api_series_list, name="api-series-list"),
+    path("api/series/<int:pk>/", series_views.api_series, name="api-series"),
+    path("api/series/<int:pk>/export/", series_views.api_series_export, name="api-series-export"),
     # The original application's page names.
     path("index.html", RedirectView.as_view(pattern_name="home", permanent=True)),
     path("AdminLogin.html", RedirectView.as_view(pattern_name="login", permanent=True)),

@@ -1,0 +1,98 @@
+"""Series masks out for other tools: a DICOM Segmentation (highdicom) for DICOM series, a NIfTI
+label volume (nibabel) for NIfTI uploads.  No Django.
+
+The DICOM-SEG has two BINARY segments, 1 liver (whole liver, tumours included) and 2 tumour, one
+frame per source slice that has any, referencing the source series' instances (3D Slicer, OHIF
+and PACS overlay it on the series).  The NIfTI volume has the upload's own voxel grid and affine,
+values 0 background, 1 liver, 2 tumour.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from .volume import SeriesResult
+
+SOFTWARE = "TumorApp liver/tumour U-Net"
+VERSION = "1"
+
+
+def export_for(result: SeriesResult) -> tuple[bytes, str]:
+    """(file bytes, file name) in the format that suits the upload."""
+    if result.volume.kind == "dicom":
+        return dicom_seg(result), "segmentation.dcm"
+    return nifti_labels(result), "labels.nii.gz"
+
+
+def _stored_grid(result: SeriesResult, mask: np.ndarray) -> np.ndarray:
+    """Undo the flips that brought the stored pixels to radiological orientation."""
+    flip_rows, flip_cols = result.volume.flips
+    if flip_rows:
+        mask = mask[:, ::-1]
+    if flip_cols:
+        mask = mask[:, :, ::-1]
+    return np.ascontiguousarray(mask)
+
+
+def dicom_seg(result: SeriesResult) -> bytes:
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+    from pydicom.uid import generate_uid
+
+    sources = [ds.copy() for ds in result.volume.datasets]
+    if not all("FrameOfReferenceUID" in ds for ds in sources):
+        # Some exports (IRCADb among them) omit it; the SEG needs one shared frame of reference.
+        frame = generate_uid(prefix=None)
+        for ds in sources:
+            ds.FrameOfReferenceUID = frame
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name=SOFTWARE, version=VERSION, family=codes.cid7162.ArtificialIntelligence)
+
+    def segment(number: int, label: str, category, kind):
+        return hd.seg.SegmentDescription(
+            segment_number=number, segment_label=label, segmented_property_category=category,
+            segmented_property_type=kind, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=algorithm)
+
+    stacked = np.stack([_stored_grid(result, result.liver), _stored_grid(result, result.tumor)], -1)
+    seg = hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=stacked.astype(np.uint8),
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=[
+            segment(1, "Liver", codes.SCT.Organ, codes.SCT.Liver),
+            segment(2, "Liver tumour", codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Neoplasm),
+        ],
+        series_instance_uid=hd.UID(),
+        series_number=int(getattr(sources[0], "SeriesNumber", 0) or 0) + 1000,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="TumorApp",
+        manufacturer_model_name=SOFTWARE,
+        software_versions=VERSION,
+        device_serial_number="0",
+        content_description="Automated liver and tumour segmentation (research use only)",
+        content_label="LIVER_TUMOUR",
+        omit_empty_frames=True,
+    )
+    buf = io.BytesIO()
+    seg.save_as(buf)
+    return buf.getvalue()
+
+
+def nifti_labels(result: SeriesResult) -> bytes:
+    """0/1/2 labels on the uploaded NIfTI's grid, with its affine."""
+    import gzip
+
+    import nibabel as nib
+    from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
+
+    source = result.volume.nifti
+    labels = result.label_volume()  # (z, y, x) radiological
+    ras = labels[:, ::-1, ::-1].transpose(2, 1, 0)  # back to canonical R, A, S voxel axes
+    to_source = ornt_transform(axcodes2ornt(("R", "A", "S")), io_orientation(source.affine))
+    data = np.ascontiguousarray(apply_orientation(ras, to_source)).astype(np.uint8)
+    image = nib.Nifti1Image(data, source.affine)
+    image.header.set_xyzt_units(*source.header.get_xyzt_units())
+    return gzip.compress(image.to_bytes(), compresslevel=6)

@@ -1,0 +1,277 @@
+"""Series jobs: submit an upload (validate, store, queue), the worker's claim/run/recover cycle,
+and the reads the pages and the API share.  The database is the queue: no broker to run.
+
+Guarantees (tests/web/test_series_worker.py):
+* a queued job waits in the database until a worker claims it, across restarts;
+* a claim is one conditional UPDATE (queued -> running), so one job runs in one worker at a time;
+* a job whose worker died goes back to the queue: at once when that worker ran on this host and
+  its process is gone, else when its heartbeat is older than `SERIES_STALE_SECONDS`;
+* a worker stores its result only while it still holds the claim, so a job re-queued from under
+  a stalled worker is finished exactly once.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from datetime import timedelta
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from TumorApp.analysis.errors import InputError
+
+from .models import SeriesJob
+from .services import clean_filename
+
+log = logging.getLogger("TumorApp.series")
+
+HEARTBEAT_SECONDS = 5.0
+
+
+def stale_after() -> timedelta:
+    return timedelta(seconds=float(getattr(settings, "SERIES_STALE_SECONDS", 60)))
+
+
+# --- submit ------------------------------------------------------------------------------------
+
+def submit_series(*, user, uploads) -> SeriesJob:
+    """Validate the uploaded files as one series, store them and queue the job.
+
+    Raises `InputError` (nothing stored) when the files are not one analysable series.  The
+    volume is read once here so that bad input is refused at upload, not minutes later.
+    """
+    from TumorApp.analysis.volume import load_series
+
+    if not uploads:
+        raise InputError("Choose the files of one CT series (DICOM files or a zip), or one NIfTI volume.")
+    items = []
+    for upload in uploads:
+        upload.seek(0)
+        items.append((clean_filename(getattr(upload, "name", "") or ""), upload.read()))
+    volume = load_series(items)  # InputError for anything we cannot analyse
+    names = [name for name, _ in items]
+    display = names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
+
+    folder = f"series/{uuid.uuid4().hex}"
+    saved: list[str] = []
+    try:
+        with transaction.atomic():
+            for k, (name, data) in enumerate(items):
+                saved.append(default_storage.save(f"{folder}/input/{k:04d}_{name}", ContentFile(data)))
+            job = SeriesJob.objects.create(owner=user, name=display[:255], kind=volume.kind, folder=folder,
+                                           progress_total=volume.slices)
+    except BaseException:
+        for path in saved:
+            default_storage.delete(path)
+        raise
+    return job
+
+
+def input_items(job: SeriesJob) -> list[tuple[str, bytes]]:
+    _, files = default_storage.listdir(f"{job.folder}/input")
+    items = []
+    for stored in sorted(files):
+        with default_storage.open(f"{job.folder}/input/{stored}", "rb") as f:
+            items.append((stored.split("_", 1)[-1], f.read()))
+    return items
+
+
+# --- worker ------------------------------------------------------------------------------------
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_jobs(now=None) -> list[int]:
+    """Put running jobs whose worker is gone back in the queue; returns their ids."""
+    now = now or timezone.now()
+    host = socket.gethostname()
+    requeued = []
+    for job in SeriesJob.objects.filter(status=SeriesJob.Status.RUNNING).only("pk", "claimed_by", "heartbeat_at"):
+        owner_host, _, rest = job.claimed_by.partition(":")
+        pid = rest.partition(":")[0]
+        dead_here = owner_host == host and pid.isdigit() and not _pid_alive(int(pid))
+        stale = job.heartbeat_at is None or now - job.heartbeat_at > stale_after()
+        if dead_here or stale:
+            # Conditional on the same claim: a worker that is merely slow and beats now keeps it.
+            if SeriesJob.objects.filter(pk=job.pk, status=SeriesJob.Status.RUNNING,
+                                        claimed_by=job.claimed_by).update(
+                    status=SeriesJob.Status.QUEUED, claimed_by="", progress_done=0):
+                requeued.append(job.pk)
+                log.warning("series job %s re-queued (worker %s gone)", job.pk, job.claimed_by)
+    return requeued
+
+
+def claim_next(worker: str) -> SeriesJob | None:
+    """The oldest queued job, now running under `worker`; None when the queue is empty."""
+    for pk in SeriesJob.objects.filter(status=SeriesJob.Status.QUEUED).order_by("created_at", "id") \
+            .values_list("pk", flat=True)[:10]:
+        now = timezone.now()
+        job = SeriesJob.objects.filter(pk=pk, status=SeriesJob.Status.QUEUED)
+        if job.update(status=SeriesJob.Status.RUNNING, claimed_by=worker, heartbeat_at=now, started_at=now,
+                      progress_done=0):
+            SeriesJob.objects.filter(pk=pk).update(attempts=F("attempts") + 1)
+            return SeriesJob.objects.get(pk=pk)
+    return None
+
+
+def _mine(job: SeriesJob, worker: str):
+    return SeriesJob.objects.filter(pk=job.pk, status=SeriesJob.Status.RUNNING, claimed_by=worker)
+
+
+class _Heartbeat(threading.Thread):
+    """Beats `heartbeat_at` every few seconds while a job runs (loading can take a while)."""
+
+    def __init__(self, job: SeriesJob, worker: str):
+        super().__init__(daemon=True, name=f"heartbeat-{job.pk}")
+        self.job, self.worker, self.stop = job, worker, threading.Event()
+
+    def run(self):
+        try:
+            while not self.stop.wait(HEARTBEAT_SECONDS):
+                _mine(self.job, self.worker).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+
+def run_job(job: SeriesJob, worker: str, *, segmenter=None, batch_size: int = 8) -> bool:
+    """Analyse one claimed job and store its result; False if the claim was lost meanwhile."""
+    from TumorApp.analysis.export import export_for
+    from TumorApp.analysis.volume import analyze_series
+
+    beat = _Heartbeat(job, worker)
+    beat.start()
+    try:
+        def progress(done: int, total: int) -> None:
+            _mine(job, worker).update(progress_done=done, progress_total=total, heartbeat_at=timezone.now())
+
+        try:
+            result = analyze_series(input_items(job), segmenter=segmenter, batch_size=batch_size,
+                                    progress=progress)
+        except InputError as exc:
+            return bool(_mine(job, worker).update(status=SeriesJob.Status.FAILED, error=str(exc),
+                                                  finished_at=timezone.now()))
+        except Exception as exc:  # a bug or a broken model: the job says so, the worker carries on
+            log.exception("series job %s failed", job.pk)
+            return bool(_mine(job, worker).update(
+                status=SeriesJob.Status.FAILED, finished_at=timezone.now(),
+                error=f"The analysis failed unexpectedly ({type(exc).__name__}); please report this."))
+
+        # Each attempt writes under its own name: a lost claim never overwrites the winner's files.
+        attempt = worker.rsplit(":", 1)[-1]
+        blob, export_name = export_for(result)
+        files = {
+            "ct": _save_npy(f"{job.folder}/{attempt}-ct.npy", result.volume.hu),
+            "labels": _save_npy(f"{job.folder}/{attempt}-labels.npy", result.label_volume()),
+            "export": default_storage.save(f"{job.folder}/{attempt}-{export_name}", ContentFile(blob)),
+        }
+        record = result.to_dict()
+        record["notes"] = result.volume.notes
+        done = _mine(job, worker).update(status=SeriesJob.Status.DONE, result=record, files=files,
+                                         progress_done=result.volume.slices, finished_at=timezone.now())
+        if not done:
+            for path in files.values():
+                default_storage.delete(path)
+        return bool(done)
+    finally:
+        beat.stop.set()
+        beat.join()
+
+
+def _save_npy(name: str, array: np.ndarray) -> str:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return default_storage.save(name, ContentFile(buf.getvalue()))
+
+
+def work(*, once: bool = False, poll_seconds: float = 1.0, segmenter=None, stop: threading.Event | None = None,
+         batch_size: int = 8) -> int:
+    """The worker loop: recover, claim, run; `once` returns when the queue is empty.  Returns jobs run."""
+    worker = worker_id()
+    ran = 0
+    log.info("series worker %s started", worker)
+    while stop is None or not stop.is_set():
+        close_old_connections()
+        recover_jobs()
+        job = claim_next(worker)
+        if job is None:
+            if once:
+                break
+            time.sleep(poll_seconds)
+            continue
+        if segmenter is None:
+            from TumorApp.analysis.network import get_segmenter
+
+            segmenter = get_segmenter()
+        run_job(job, worker, segmenter=segmenter, batch_size=batch_size)
+        ran += 1
+    return ran
+
+
+# --- reads -------------------------------------------------------------------------------------
+
+def jobs_for(user):
+    return SeriesJob.objects.filter(owner=user).order_by("-created_at", "-id")
+
+
+def eta_seconds(job: SeriesJob) -> float | None:
+    """Time left from the rate so far (None until a batch is done)."""
+    if job.status != SeriesJob.Status.RUNNING or not job.started_at or not job.progress_done:
+        return None
+    elapsed = (timezone.now() - job.started_at).total_seconds()
+    return max(0.0, elapsed / job.progress_done * (job.progress_total - job.progress_done))
+
+
+def payload(job: SeriesJob) -> dict:
+    """`GET /api/series/<id>/`: status, progress, and when done the CLI's JSON object."""
+    from django.urls import reverse
+
+    data = {"id": job.pk, "status": job.status, "progress": [job.progress_done, job.progress_total],
+            "name": job.name, "kind": job.kind, "created_at": job.created_at.isoformat()}
+    eta = eta_seconds(job)
+    if eta is not None:
+        data["eta_seconds"] = round(eta, 1)
+    if job.status == SeriesJob.Status.FAILED:
+        data["error"] = job.error
+    if job.status == SeriesJob.Status.DONE:
+        data.update({k: v for k, v in job.result.items() if k != "notes"})
+        data["notes"] = job.result.get("notes", [])
+        data["export_url"] = reverse("api-series-export", args=[job.pk])
+    return data
+
+
+def volume_arrays(job: SeriesJob) -> tuple[np.ndarray, np.ndarray]:
+    """(ct int16, labels uint8), memory-mapped: the viewer reads one slice per request."""
+    ct = np.load(default_storage.path(job.files["ct"]), mmap_mode="r", allow_pickle=False)
+    labels = np.load(default_storage.path(job.files["labels"]), mmap_mode="r", allow_pickle=False)
+    return ct, labels
+
+
+def export_file(job: SeriesJob) -> tuple[bytes, str, str]:
+    """(bytes, download name, content type) of the DICOM-SEG or NIfTI labels."""
+    path = job.files["export"]
+    with default_storage.open(path, "rb") as f:
+        data = f.read()
+    if job.kind == "dicom":
+        return data, f"series-{job.pk}-segmentation.dcm", "application/dicom"
+    return data, f"series-{job.pk}-labels.nii.gz", "application/gzip"

@@ -1,0 +1,162 @@
+"""A 100-slice CT series end to end (DICOM files -> 3-D lesions -> DICOM-SEG), per inference backend.
+
+    .venv/bin/python bench/series.py [--slices 100] [--rounds 2] [--batch 8] [--data ../shared/data]
+
+The series: 100 consecutive real slices of 3D-IRCADb-01 written as DICOM files (the fixture
+slice's header, its own pixels and positions) when `--data` has `ircadb-01/volume.npz`, else the
+two committed fixture slices repeated.  Each backend runs `analyze_series` on the files (read,
+order, decode, segment batched, post-process, 3-D lesions) plus the DICOM-SEG export, and is
+timed per stage; rounds are interleaved so load from other processes hits every backend alike.
+Backends: the project's `onnx-int8` (default) and `onnx` (fp32) Segmenters, and OpenVINO on the
+same int8 and fp32 graphs when `openvino` is installed (`pip install openvino`).  With the
+ground-truth labels it also prints each backend's Dice over the volume, so "fastest" is only
+taken with accuracy held.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import tempfile
+import time
+from pathlib import Path
+
+from _common import DICOM_SLICES, REPO, machine, median
+
+import numpy as np  # noqa: E402
+
+
+def write_series(out: Path, slices: int, data: Path) -> np.ndarray | None:
+    """DICOM files in `out`; returns the ground-truth labels (z, y, x) when real data was used."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    npz = data / "ircadb-01" / "volume.npz"
+    template = pydicom.dcmread(DICOM_SLICES[0])
+    series_uid = generate_uid()
+    labels = None
+    if npz.is_file():
+        volume = np.load(npz)
+        start = max(0, (volume["ct"].shape[0] - slices) // 2)
+        ct = volume["ct"][start:start + slices]
+        labels = volume["label"][start:start + slices]
+        step = float(volume["spacing"][0])
+    else:
+        ct = np.stack([pydicom.dcmread(DICOM_SLICES[k % 2]).pixel_array for k in range(slices)]).astype(np.int16)
+        step = 1.6
+    for k, plane in enumerate(ct):
+        ds = template.copy()
+        ds.SeriesInstanceUID = series_uid
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.ImagePositionPatient = [0.0, 0.0, round(k * step, 3)]
+        ds.InstanceNumber = k + 1
+        ds.PixelRepresentation = 1
+        ds.RescaleIntercept, ds.RescaleSlope = 0, 1
+        ds.PixelData = np.ascontiguousarray(plane.astype(np.int16)).tobytes()
+        ds.save_as(out / f"{k:04d}.dcm", enforce_file_format=True)
+    return labels
+
+
+class OpenVinoNetwork:
+    """The same ONNX graph compiled by OpenVINO for the CPU (latency hint: one request, all cores)."""
+
+    def __init__(self, graph: Path):
+        import openvino as ov
+
+        core = ov.Core()
+        self.model = core.compile_model(str(graph), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+        self.request = self.model.create_infer_request()
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(np.asarray(batch, dtype=np.float32)[..., None] if np.ndim(batch) == 3 else batch)
+        return np.asarray(self.request.infer({0: x})[self.model.output(0)], dtype=np.float32)
+
+
+def backends() -> dict[str, object]:
+    from TumorApp.analysis.config import DEFAULT_WEIGHTS
+    from TumorApp.analysis.network import Segmenter
+
+    found = {"onnx-int8 (ORT)": Segmenter(DEFAULT_WEIGHTS, backend="onnx-int8"),
+             "onnx fp32 (ORT)": Segmenter(DEFAULT_WEIGHTS, backend="onnx")}
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        print("openvino not installed: `pip install openvino` adds the OpenVINO rows")
+        return found
+    found["openvino int8"] = OpenVinoNetwork(found["onnx-int8 (ORT)"].graph_path)
+    found["openvino fp32"] = OpenVinoNetwork(found["onnx fp32 (ORT)"].graph_path)
+    return found
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else 2.0 * float((a & b).sum()) / float(total)
+
+
+def run_once(folder: Path, network, batch: int) -> tuple[dict[str, float], object]:
+    from TumorApp.analysis.export import export_for
+    from TumorApp.analysis.volume import load_series, measure_volume, segment_volume
+
+    times = {}
+    t = time.perf_counter()
+    volume = load_series(folder)
+    times["load"] = time.perf_counter() - t
+    t = time.perf_counter()
+    liver, tumor = segment_volume(volume, network, batch_size=batch)
+    times["segment"] = time.perf_counter() - t
+    t = time.perf_counter()
+    result = measure_volume(volume, liver, tumor)
+    times["measure"] = time.perf_counter() - t
+    t = time.perf_counter()
+    export_for(result)
+    times["export"] = time.perf_counter() - t
+    times["total"] = sum(times.values())
+    return times, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slices", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per backend (median reported)")
+    parser.add_argument("--batch", type=int, default=8, help="slices per batch (default 8, as the worker)")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    args = parser.parse_args()
+    from TumorApp.analysis.network import inference_threads
+
+    print(f"machine: {machine()}, {inference_threads()} inference threads")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        labels = write_series(folder, args.slices, args.data)
+        print(f"series: {args.slices} slices of {'3D-IRCADb-01 (real, consecutive)' if labels is not None else 'the fixture slices'}"
+              f", {sum(p.stat().st_size for p in folder.iterdir()) / 2**20:.0f} MiB of DICOM")
+        nets = backends()
+        for net in nets.values():  # warm-up: first-call costs are not per-series costs
+            net.predict(np.zeros((2, 128, 128), np.float32))
+        times: dict[str, list[dict]] = {name: [] for name in nets}
+        results = {}
+        for _ in range(max(1, args.rounds)):
+            for name, net in nets.items():
+                t, results[name] = run_once(folder, net, args.batch)
+                times[name].append(t)
+
+    print(f"\n{'backend':<18}{'slices/s':>9}{'total s':>9}{'load':>7}{'segment':>9}{'measure':>9}{'export':>8}"
+          + ("   liver Dice  tumour Dice  tumour mL" if labels is not None else "   tumour mL"))
+    for name, runs in times.items():
+        med = {k: median([r[k] for r in runs]) for k in runs[0]}
+        line = (f"{name:<18}{args.slices / med['total']:>9.1f}{med['total']:>9.2f}{med['load']:>7.2f}"
+                f"{med['segment']:>9.2f}{med['measure']:>9.2f}{med['export']:>8.2f}")
+        res = results[name]
+        if labels is not None:
+            line += (f"   {dice(res.liver, labels > 0):>10.3f}  {dice(res.tumor, labels == 2):>11.3f}"
+                     f"  {res.tumor_volume_ml:>9.1f}")
+        else:
+            line += f"   {res.tumor_volume_ml:>9.1f}"
+        print(line)
+    if labels is not None:
+        spacing = results[next(iter(results))].volume.spacing_mm
+        print(f"ground truth: tumour {(labels == 2).sum() * np.prod(spacing) / 1000:.1f} mL, "
+              f"liver {(labels > 0).sum() * np.prod(spacing) / 1000:.1f} mL")
+
+
+if __name__ == "__main__":
+    main()

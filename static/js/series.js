@@ -1,0 +1,60 @@
+// Series pages: poll the API while a job runs (so a reload loses nothing), and the slice viewer.
+document.addEventListener("DOMContentLoaded", function () {
+  var page = document.getElementById("series-page");
+  if (!page) { return; }
+
+  var status = page.dataset.status;
+  if (status === "queued" || status === "running") {
+    var bar = document.getElementById("series-progress");
+    var text = document.getElementById("progress-text");
+    var label = document.getElementById("progress-status");
+    var eta = document.getElementById("progress-eta");
+    var poll = function () {
+      fetch(page.dataset.api, {credentials: "same-origin", headers: {"Accept": "application/json"}})
+        .then(function (r) { return r.json(); })
+        .then(function (job) {
+          if (job.status === "done" || job.status === "failed") { window.location.reload(); return; }
+          bar.max = job.progress[1]; bar.value = job.progress[0];
+          text.textContent = job.progress[0] + " / " + job.progress[1] + " slices";
+          label.textContent = job.status.charAt(0).toUpperCase() + job.status.slice(1);
+          eta.textContent = job.eta_seconds != null ? "(about " + Math.ceil(job.eta_seconds) + " s left)" : "";
+          setTimeout(poll, 1000);
+        })
+        .catch(function () { setTimeout(poll, 3000); });
+    };
+    setTimeout(poll, 500);
+    return;
+  }
+
+  var viewer = document.getElementById("viewer");
+  if (!viewer) { return; }
+  var slider = document.getElementById("slice-slider");
+  var image = document.getElementById("slice-image");
+  var number = document.getElementById("slice-number");
+  var windowSelect = document.getElementById("window-select");
+  var overlay = document.getElementById("overlay-toggle");
+  var total = parseInt(viewer.dataset.slices, 10);
+  var base = viewer.dataset.src.replace(/0\.png$/, "");
+
+  var show = function (index) {
+    index = Math.max(0, Math.min(total - 1, index));
+    slider.value = index;
+    number.textContent = index + 1;
+    image.dataset.slice = index;
+    image.src = base + index + ".png?window=" + encodeURIComponent(windowSelect.value) + "&overlay=" + (overlay.checked ? 1 : 0);
+  };
+  slider.addEventListener("input", function () { show(parseInt(slider.value, 10)); });
+  windowSelect.addEventListener("change", function () { show(parseInt(slider.value, 10)); });
+  overlay.addEventListener("change", function () { show(parseInt(slider.value, 10)); });
+  image.addEventListener("wheel", function (event) {
+    event.preventDefault();
+    show(parseInt(slider.value, 10) + (event.deltaY > 0 ? 1 : -1));
+  }, {passive: false});
+  document.querySelectorAll(".lesion-jump").forEach(function (button) {
+    button.addEventListener("click", function () {
+      show(parseInt(button.dataset.slice, 10));
+      viewer.scrollIntoView({behavior: "smooth", block: "start"});
+    });
+  });
+  show(0);
+});
