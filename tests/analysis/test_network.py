@@ -48,11 +48,12 @@ def test_onnx_path_matches_keras_on_real_slices(batch, keras_output):
     assert out[0, ..., 0].max() > 0.5
 
 
-def test_default_int8_path_stays_close_to_keras_on_real_slices(batch, keras_output, monkeypatch):
+def test_default_is_fp32_and_the_int8_path_stays_close_to_keras(batch, keras_output, monkeypatch):
     from TumorApp.analysis.network import Segmenter
 
     monkeypatch.delenv("INFERENCE_BACKEND", raising=False)
-    segmenter = Segmenter(DEFAULT_WEIGHTS)
+    assert Segmenter(DEFAULT_WEIGHTS).backend == "onnx"  # what the cross-validation measured
+    segmenter = Segmenter(DEFAULT_WEIGHTS, backend="onnx-int8")
     assert segmenter.backend == "onnx-int8"
     assert segmenter.graph_path != segmenter.onnx_path
     out = segmenter.predict(batch)

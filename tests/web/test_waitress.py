@@ -90,7 +90,7 @@ def test_max_upload_mb_above_25_reaches_the_app_and_its_413(serve):
     # 26 MiB: over the old hard-coded 25 MiB waitress limit; the app itself answers (403 JSON:
     # no CSRF token), so waitress let it through.
     within = _post(base, "/api/analyses/", 26 * 1024 * 1024)
-    assert within.status_code == 403 and within.json()["status"] == 403
+    assert within.status_code == 401 and within.json()["status"] == 401
     # Just over 30 MiB: the app's own JSON 413, not waitress's plain one.
     over = _post(base, "/api/analyses/", 30 * 1024 * 1024 + 100 * 1024)
     assert over.status_code == 413 and over.json()["status"] == 413

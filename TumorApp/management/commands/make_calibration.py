@@ -13,7 +13,10 @@ What the network sees in the product, prepared by the product's own code:
     square liver crop of the second pass (the ground-truth liver's box, with the product's
     margin), each through `to_network_input`;
   lits-117 (HU, a 128^3 crop around the liver, axis 2 axial): W400/L40 as the product windows
-    HU, i.e. liver-crop views like the second pass's.
+    HU, i.e. liver-crop views like the second pass's;
+  ircadb-07 (a whole HU patient without tumour) and msd-slices (HU clipped to 0..255): whole
+    slices, W400/L40, the full-field HU look most DICOM uploads have;
+  ircadb-01: none — the tests' DICOM and PNG fixtures are its slices.
 Slices are picked evenly over each patient's liver slices, plus a few seed slices beyond the
 liver (heart, spleen, pelvis), so the choice is the same on every run.  The seed slices the
 tests use (tests/fixtures) and their neighbours are left out.
@@ -96,7 +99,33 @@ def lits_inputs(root: Path) -> list[tuple[str, int, str, np.ndarray]]:
             for k in _evenly(liver, LITS)]
 
 
-READERS = {"seed": seed_inputs, "lits-117": lits_inputs}
+IRCADB_WHOLE = 12
+MSD_WHOLE = 12
+
+
+def ircadb_inputs(root: Path) -> list[tuple[str, int, str, np.ndarray]]:
+    from TumorApp.analysis.preprocess import to_network_input, window_hu
+
+    d = np.load(root / "volume.npz")
+    liver = np.flatnonzero((d["label"] > 0).any(axis=(1, 2)))
+    return [(root.name, int(k), "whole", to_network_input(window_hu(d["ct"][k].astype(np.float32))))
+            for k in _evenly(liver, IRCADB_WHOLE)]
+
+
+def msd_inputs(root: Path) -> list[tuple[str, int, str, np.ndarray]]:
+    from TumorApp.analysis.preprocess import to_network_input, window_hu
+
+    d = np.load(root / "slices.npz")
+    return [("msd-slices", int(k), "whole", to_network_input(window_hu(d["image"][k].astype(np.float32))))
+            for k in _evenly(np.arange(len(d["image"])), MSD_WHOLE)]
+
+
+def no_inputs(root: Path) -> list:
+    return []
+
+
+READERS = {"seed": seed_inputs, "lits-117": lits_inputs, "ircadb-07": ircadb_inputs,
+           "msd-slices": msd_inputs, "ircadb-01": no_inputs}
 
 
 class Command(BaseCommand):

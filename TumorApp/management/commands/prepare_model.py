@@ -1,4 +1,4 @@
-"""`manage.py prepare_model`: build the cached inference graphs (ONNX export, int8 quantisation) before serving.
+"""`manage.py prepare_model`: build the cached inference graph (ONNX export; int8 quantisation when chosen) before serving.
 
 run.sh calls this, so the one-off ~30 s of export and quantisation happen before the server says it is
 serving, not during the first user's upload. Prints one progress line.
@@ -10,7 +10,8 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Export the network to ONNX and quantise it to int8 (cached per weights file), so the first upload is fast."
+    help = ("Export the network to ONNX (and quantise it to int8 with INFERENCE_BACKEND=onnx-int8), cached per "
+            "weights file, so the first upload is fast.")
 
     def add_arguments(self, parser):
         parser.add_argument("--strict", action="store_true",
@@ -21,8 +22,8 @@ class Command(BaseCommand):
 
         # One progress line: the export/quantisation log lines would break it.
         logging.getLogger("TumorApp.analysis").setLevel(logging.WARNING)
-        self.stdout.write("Preparing the inference graphs (first run only: ONNX export and int8 "
-                          "quantisation, 0.5-2 minutes) ... ", ending="")
+        self.stdout.write("Preparing the inference graph (first run only: ONNX export, 0.5-2 minutes) ... ",
+                          ending="")
         self.stdout.flush()
         started = time.perf_counter()
         try:
