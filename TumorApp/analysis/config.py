@@ -6,6 +6,11 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_WEIGHTS = REPO_ROOT / "model" / "cnn_weights.hdf5"
+# The training recipe's fine-tuning start: the weights shipped before, at this commit. Only their
+# metadata (.json) is committed here; `training.train.ensure_base_weights` restores the 31 MB file
+# from the repository's own history when it is missing.
+BASE_WEIGHTS = REPO_ROOT / "model" / "base" / "cnn_weights.hdf5"
+BASE_WEIGHTS_COMMIT = "c9c2f36bfbd82f4b663a5ea4adfd5a3fd1458956"
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,28 @@ def make_epoch(patients, n: int, seed: int, pool=None, source=None, synthetic: f
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+def ensure_base_weights(path: Path | str) -> Path:
+    """`path`, after restoring it from git history when it is the recipe's missing base weights
+    (`config.BASE_WEIGHTS`, the model shipped at `BASE_WEIGHTS_COMMIT`); other missing files raise."""
+    import subprocess
+
+    from ..analysis.config import BASE_WEIGHTS, BASE_WEIGHTS_COMMIT, REPO_ROOT
+
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.resolve() != BASE_WEIGHTS.resolve():
+        raise FileNotFoundError(f"initial weights not found: {path}")
+    shown = subprocess.run(["git", "show", f"{BASE_WEIGHTS_COMMIT}:model/cnn_weights.hdf5"], cwd=REPO_ROOT,
+                           capture_output=True)
+    if shown.returncode != 0:
+        raise FileNotFoundError(f"{path} is missing and commit {BASE_WEIGHTS_COMMIT[:7]} is not in this "
+                                f"clone's history ({shown.stderr.decode(errors='replace').strip()}); fetch "
+                                "the full history or pass --init-weights")
+    path.write_bytes(shown.stdout)
+    return path
+
+
 def plot_curves(history: dict, path: Path) -> None:
     import matplotlib
 
@@ -162,7 +184,7 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
 
     model = build_unet()
     if init_weights:
-        load_weights(model, init_weights)
+        load_weights(model, ensure_base_weights(init_weights))
     model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=combined_loss,
                   metrics=[_channel_dice(0, "liver_dice"), _channel_dice(1, "tumour_dice")])
     history = {"loss": [], "liver_dice": [], "tumour_dice": []}

@@ -78,3 +78,30 @@ def test_worker_processes_make_the_same_views_as_the_main_process(patients, tmp_
         px, py = make_epoch(cached, 100, seed=7, pool=pool, source=("", ("seed", "lits-117"), str(cache), (), ()))
     np.testing.assert_array_equal(x, px)
     np.testing.assert_array_equal(y, py)
+
+
+def test_the_recipes_base_weights_come_from_the_repository_history(tmp_path):
+    """model/base/cnn_weights.hdf5 is not committed (only its .json): it is the model shipped at
+    BASE_WEIGHTS_COMMIT, restored from git when missing; any other missing file is an error."""
+    import shutil
+    import subprocess
+
+    from TumorApp.analysis.config import BASE_WEIGHTS, BASE_WEIGHTS_COMMIT, REPO_ROOT
+    from TumorApp.training.train import ensure_base_weights
+
+    shown = subprocess.run(["git", "show", f"{BASE_WEIGHTS_COMMIT}:model/cnn_weights.hdf5"], cwd=REPO_ROOT,
+                           capture_output=True)
+    if shown.returncode != 0:
+        pytest.skip("a clone without the history of the base weights")
+    kept = tmp_path / "kept.hdf5"
+    if BASE_WEIGHTS.is_file():
+        shutil.move(BASE_WEIGHTS, kept)
+    try:
+        assert ensure_base_weights(BASE_WEIGHTS) == BASE_WEIGHTS
+        assert BASE_WEIGHTS.read_bytes() == shown.stdout
+        assert json.loads(BASE_WEIGHTS.with_suffix(".json").read_text())["trained_on"] == ["seed", "lits-117"]
+    finally:
+        if kept.is_file():
+            shutil.move(kept, BASE_WEIGHTS)
+    with pytest.raises(FileNotFoundError):
+        ensure_base_weights(tmp_path / "missing.hdf5")

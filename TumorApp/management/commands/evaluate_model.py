@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
-from TumorApp.analysis.config import DEFAULT_WEIGHTS, REPO_ROOT
+from TumorApp.analysis.config import BASE_WEIGHTS, DEFAULT_WEIGHTS, REPO_ROOT
 from TumorApp.training.dataset import PATIENTS
 
 CARD = REPO_ROOT / "model" / "model_card.md"
 BEGIN, END = "<!-- evaluate_model:begin -->", "<!-- evaluate_model:end -->"
 CV_BEGIN, CV_END = "<!-- cv:begin -->", "<!-- cv:end -->"
-BASE_WEIGHTS = REPO_ROOT / "model" / "base" / "cnn_weights.hdf5"
 # Issue 9's goals for the six figures ("this issue" column); the last is an upper bound.
 GOALS = {"tumour_dice": 0.50, "liver_dice": 0.90, "sensitivity": 0.85, "specificity": 0.90,
          "stage_agreement": 0.70, "affected_mae": 10.0}
@@ -163,7 +162,9 @@ class Command(BaseCommand):
         trained = set(weights_metadata(o["baseline"]).get("trained_on_patients")
                       or weights_metadata(o["baseline"]).get("trained_on", []))
         native = load_patients(o["data"], size=None)
-        seg = Segmenter(o["baseline"], backend=summary["backend"])
+        from TumorApp.training.train import ensure_base_weights
+
+        seg = Segmenter(ensure_base_weights(o["baseline"]), backend=summary["backend"])
         out = []
         for f in range(summary["k"]):
             held = {pid for pid, g in summary["assignment"].items() if g == f}

@@ -5,10 +5,8 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from TumorApp.analysis.config import REPO_ROOT
+from TumorApp.analysis.config import BASE_WEIGHTS, REPO_ROOT
 from TumorApp.training.dataset import PATIENTS
-
-BASE_WEIGHTS = REPO_ROOT / "model" / "base" / "cnn_weights.hdf5"
 
 
 class Command(BaseCommand):
