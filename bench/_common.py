@@ -57,3 +57,18 @@ def rss_mib(pid: int | str = "self") -> tuple[float, float]:
         elif line.startswith("VmHWM:"):
             peak = int(line.split()[1]) / 1024
     return now, peak
+
+
+def stop_server(proc, scratch=None) -> None:
+    """End a server the bench started (SIGTERM, then SIGKILL after 10 s) and remove its scratch folder."""
+    import shutil
+    import subprocess
+
+    if proc is not None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from _common import DICOM_SLICES, FIXTURES, REPO, machine, rss_mib
+from _common import DICOM_SLICES, FIXTURES, REPO, machine, rss_mib, stop_server
 
 CHILD = r"""
 import sys, time
@@ -152,13 +152,7 @@ def server_phase(upload: Path, concurrent: int, rounds: int, max_seconds: float)
         print(f"server RSS after one warm upload {rss_base:.0f} MiB, peak under concurrency {rss_peak:.0f} MiB "
               f"(+{rss_peak - rss_base:.0f})")
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_server(server, tmp)
 
 
 def main() -> None:

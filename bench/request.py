@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from _common import DICOM_SLICES, PNG_SLICES, REPO, machine, median, pct, rss_mib
+from _common import DICOM_SLICES, PNG_SLICES, REPO, machine, median, pct, rss_mib, stop_server
 
 import requests  # noqa: E402
 
@@ -188,13 +187,7 @@ def main() -> None:
         print(f"errors in total: {total_errors}")
         sys.exit(1 if total_errors else 0)
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_server(server, tmp)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from _common import REPO, machine, median, pct
+from _common import REPO, machine, median, pct, stop_server
 
 import requests  # noqa: E402
 
@@ -124,13 +123,7 @@ def main() -> None:
         stop.set()
         for s in slow:
             s.close()
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_server(server, tmp)
 
 
 if __name__ == "__main__":

@@ -49,8 +49,8 @@ def test_cross_validation_put_every_patient_in_one_fold():
     assert set(assignment.values()) == set(range(summary["k"])) == set(range(5))
     # ircadb-01 (the whole tumour patient) and ircadb-07 (tumour-free) are in different folds.
     assert assignment["ircadb-01"] != assignment["ircadb-07"]
-    for figures in summary["folds"]["0.5"]:
-        assert figures["patients"] == sum(1 for f in assignment.values() if f == summary["folds"]["0.5"].index(figures))
+    for fold, figures in enumerate(summary["folds"]["0.5"]):
+        assert figures["patients"] == sum(1 for f in assignment.values() if f == fold)
 
 
 def test_committed_weights_outline_the_tumour_on_a_dicom_training_slice():

@@ -159,8 +159,8 @@ class Command(BaseCommand):
         from TumorApp.training.cv import evaluate_patients, summarise, without_others
         from TumorApp.training.dataset import load_patients
 
-        trained = set(weights_metadata(o["baseline"]).get("trained_on_patients")
-                      or weights_metadata(o["baseline"]).get("trained_on", []))
+        meta = weights_metadata(o["baseline"])
+        trained = set(meta.get("trained_on_patients") or meta.get("trained_on", []))
         native = load_patients(o["data"], size=None)
         from TumorApp.training.train import ensure_base_weights
 
