@@ -44,7 +44,7 @@ def _warm_up() -> None:
 
 def _graphs_cached() -> bool:
     try:
-        from TumorApp.analysis.network import graphs_cached
+        from TumorApp.analysis.runtime import graphs_cached
 
         return graphs_cached()
     except Exception:

@@ -220,7 +220,7 @@ def work(*, once: bool = False, poll_seconds: float = 1.0, segmenter=None, stop:
             time.sleep(poll_seconds)
             continue
         if segmenter is None:
-            from TumorApp.analysis.network import get_segmenter
+            from TumorApp.analysis.runtime import get_segmenter
 
             segmenter = get_segmenter()
         run_job(job, worker, segmenter=segmenter, batch_size=batch_size)

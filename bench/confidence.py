@@ -29,7 +29,7 @@ from PIL import Image  # noqa: E402
 from TumorApp.analysis.confidence import assess  # noqa: E402
 from TumorApp.analysis.config import CONTRACT  # noqa: E402
 from TumorApp.analysis.loading import load  # noqa: E402
-from TumorApp.analysis.network import get_segmenter  # noqa: E402
+from TumorApp.analysis.runtime import get_segmenter  # noqa: E402
 from TumorApp.analysis.pipeline import analyze  # noqa: E402
 from TumorApp.analysis.postprocess import clean, mm2_to_px  # noqa: E402
 from TumorApp.analysis.preprocess import from_network_output, to_network_input, to_unit  # noqa: E402

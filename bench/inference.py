@@ -42,7 +42,7 @@ def main() -> None:
 
     from TumorApp.analysis.config import DEFAULT_WEIGHTS
     from TumorApp.analysis.loading import load
-    from TumorApp.analysis.network import Segmenter, get_segmenter, inference_threads
+    from TumorApp.analysis.runtime import Segmenter, get_segmenter, inference_threads
     from TumorApp.analysis.preprocess import to_network_input, to_unit
 
     unit = to_unit(load(DICOM_SLICES[0]))

@@ -7,8 +7,8 @@ slice's header, its own pixels and positions) when `--data` has `ircadb-01/volum
 two committed fixture slices repeated.  Each backend runs `analyze_series` on the files (read,
 order, decode, segment batched, post-process, 3-D lesions) plus the DICOM-SEG export, and is
 timed per stage; rounds are interleaved so load from other processes hits every backend alike.
-Backends: the project's `onnx-int8` (default) and `onnx` (fp32) Segmenters, and OpenVINO on the
-same int8 and fp32 graphs when `openvino` is installed (`pip install openvino`).  With the
+Backends: every one `TumorApp/analysis/runtime.py` offers (ONNX Runtime and OpenVINO, each on the
+fp32 graph and on its int8 quantisation), through the same `Segmenter` the app uses.  With the
 ground-truth labels it also prints each backend's Dice over the volume, so "fastest" is only
 taken with accuracy held.
 """
@@ -57,34 +57,21 @@ def write_series(out: Path, slices: int, data: Path) -> np.ndarray | None:
     return labels
 
 
-class OpenVinoNetwork:
-    """The same ONNX graph compiled by OpenVINO for the CPU (latency hint: one request, all cores)."""
-
-    def __init__(self, graph: Path):
-        import openvino as ov
-
-        core = ov.Core()
-        self.model = core.compile_model(str(graph), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
-        self.request = self.model.create_infer_request()
-
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(np.asarray(batch, dtype=np.float32)[..., None] if np.ndim(batch) == 3 else batch)
-        return np.asarray(self.request.infer({0: x})[self.model.output(0)], dtype=np.float32)
-
-
 def backends() -> dict[str, object]:
+    """Every inference backend of `runtime.py` that starts here, by name (fallbacks left out)."""
     from TumorApp.analysis.config import DEFAULT_WEIGHTS
-    from TumorApp.analysis.network import Segmenter
+    from TumorApp.analysis.runtime import BACKENDS, Segmenter
 
-    found = {"onnx-int8 (ORT)": Segmenter(DEFAULT_WEIGHTS, backend="onnx-int8"),
-             "onnx fp32 (ORT)": Segmenter(DEFAULT_WEIGHTS, backend="onnx")}
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        print("openvino not installed: `pip install openvino` adds the OpenVINO rows")
-        return found
-    found["openvino int8"] = OpenVinoNetwork(found["onnx-int8 (ORT)"].graph_path)
-    found["openvino fp32"] = OpenVinoNetwork(found["onnx fp32 (ORT)"].graph_path)
+    found = {}
+    for name in BACKENDS:
+        if name == "tf":
+            continue  # the last-resort fallback: several times slower, not a candidate
+        segmenter = Segmenter(DEFAULT_WEIGHTS, backend=name)
+        if segmenter.backend != name:
+            print(f"{name}: not available here (fell back to {segmenter.backend}); "
+                  "`pip install openvino` adds the OpenVINO rows")
+            continue
+        found[name] = segmenter
     return found
 
 
@@ -121,7 +108,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="slices per batch (default 8, as the worker)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     args = parser.parse_args()
-    from TumorApp.analysis.network import inference_threads
+    from TumorApp.analysis.runtime import inference_threads
 
     print(f"machine: {machine()}, {inference_threads()} inference threads")
     with tempfile.TemporaryDirectory() as tmp:

@@ -169,7 +169,7 @@ def _may_be_mirrored(ct: CTSlice) -> bool:
 
 
 def _default_segmenter() -> SegmenterLike:
-    from .network import get_segmenter
+    from .runtime import get_segmenter
 
     return get_segmenter()
 

@@ -1,6 +1,6 @@
 """The int8 graph: ONNX Runtime static quantisation of the cached fp32 export, cached next to it.
 
-The HDF5 weights stay the source of truth: weights -> fp32 ONNX (network.ensure_onnx) -> int8
+The HDF5 weights stay the source of truth: weights -> fp32 ONNX (graphs.ensure_onnx) -> int8
 ONNX (here).  The int8 graph is named by a hash of the fp32 graph's bytes, of the calibration
 inputs and of `QUANT_VERSION` (and the ORT version, whose quantiser makes the graph), so a new
 export, new calibration slices or new settings each make a new file.
@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from .config import REPO_ROOT
-from .network import file_digest, run_module, weights_metadata
+from .graphs import file_digest, run_module
+from .network import weights_metadata
 
 log = logging.getLogger(__name__)
 

@@ -483,7 +483,7 @@ def analyze_series(source: str | Path | Sequence[Item] | SeriesVolume, *,
     """
     volume = source if isinstance(source, SeriesVolume) else load_series(source)
     if segmenter is None:
-        from .network import get_segmenter
+        from .runtime import get_segmenter
 
         segmenter = get_segmenter()
     liver, tumor = segment_volume(volume, segmenter, batch_size=batch_size, progress=progress)

@@ -160,7 +160,7 @@ def run_cv(data: str, out: str | Path, *, k: int = 5, seed: int = 0, train_kwarg
 
     Returns {"folds": {threshold: [figures per fold]}, "assignment": {patient: fold}, ...} and
     writes it to `out/cv.json`."""
-    from ..analysis.network import Segmenter
+    from ..analysis.runtime import Segmenter
     from .train import train
 
     out = Path(out)

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..analysis.config import CONTRACT
-from ..analysis.network import Segmenter, weights_metadata
+from ..analysis.network import weights_metadata
+from ..analysis.runtime import Segmenter
 from ..analysis.postprocess import clean
 from ..analysis.preprocess import window_hu
 from ..analysis.segment import segment_many

@@ -37,7 +37,7 @@ def keras_output(batch) -> np.ndarray:
 
 
 def test_onnx_path_matches_keras_on_real_slices(batch, keras_output):
-    from TumorApp.analysis.network import Segmenter
+    from TumorApp.analysis.runtime import Segmenter
 
     segmenter = Segmenter(DEFAULT_WEIGHTS, backend="onnx")
     assert segmenter.backend == "onnx"
@@ -49,7 +49,7 @@ def test_onnx_path_matches_keras_on_real_slices(batch, keras_output):
 
 
 def test_default_is_fp32_and_the_int8_path_stays_close_to_keras(batch, keras_output, monkeypatch):
-    from TumorApp.analysis.network import Segmenter
+    from TumorApp.analysis.runtime import Segmenter
 
     monkeypatch.delenv("INFERENCE_BACKEND", raising=False)
     assert Segmenter(DEFAULT_WEIGHTS).backend == "onnx"  # what the cross-validation measured
@@ -66,14 +66,14 @@ def test_default_is_fp32_and_the_int8_path_stays_close_to_keras(batch, keras_out
 
 
 def test_tf_function_fallback_matches_keras(batch, keras_output):
-    from TumorApp.analysis.network import Segmenter
+    from TumorApp.analysis.runtime import Segmenter
 
     out = Segmenter(DEFAULT_WEIGHTS, backend="tf").predict(batch[..., None])
     assert np.abs(out - keras_output).max() < 1e-4
 
 
 def test_predict_from_several_threads_gives_the_same_answers(batch):
-    from TumorApp.analysis.network import get_segmenter
+    from TumorApp.analysis.runtime import get_segmenter
 
     segmenter = get_segmenter()
     expected = [segmenter.predict(batch[i:i + 1]) for i in range(2)]
@@ -96,24 +96,24 @@ def test_predict_from_several_threads_gives_the_same_answers(batch):
 
 
 def test_segmenter_is_built_once_per_process():
-    from TumorApp.analysis.network import get_segmenter
+    from TumorApp.analysis.runtime import get_segmenter
 
     assert get_segmenter() is get_segmenter()
 
 
 def test_export_is_cached_by_weights_hash(tmp_path, monkeypatch):
-    from TumorApp.analysis import network
+    from TumorApp.analysis import graphs
 
     monkeypatch.setenv("ONNX_CACHE_DIR", str(tmp_path))
-    path = network.onnx_path_for(DEFAULT_WEIGHTS)
+    path = graphs.onnx_path_for(DEFAULT_WEIGHTS)
     assert path.parent == tmp_path and not path.exists()
     other = tmp_path / "other.hdf5"
     other.write_bytes(DEFAULT_WEIGHTS.read_bytes()[:-1] + b"\0")
-    assert network.onnx_path_for(other) != path
+    assert graphs.onnx_path_for(other) != path
 
 
 def test_concurrent_first_calls_share_one_segmenter(monkeypatch):
-    from TumorApp.analysis import network
+    from TumorApp.analysis import runtime
 
     built = []
 
@@ -122,12 +122,44 @@ def test_concurrent_first_calls_share_one_segmenter(monkeypatch):
             time.sleep(0.05)  # building takes a while: long enough for the threads to race
             built.append(weights)
 
-    monkeypatch.setattr(network, "_SEGMENTERS", {})
-    monkeypatch.setattr(network, "Segmenter", Counting)
+    monkeypatch.setattr(runtime, "_SEGMENTERS", {})
+    monkeypatch.setattr(runtime, "Segmenter", Counting)
     got = []
-    threads = [threading.Thread(target=lambda: got.append(network.get_segmenter("w.hdf5"))) for _ in range(8)]
+    threads = [threading.Thread(target=lambda: got.append(runtime.get_segmenter("w.hdf5"))) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert len(built) == 1 and all(g is got[0] for g in got)
+
+
+def test_architecture_and_weights_io_import_no_runtime_code():
+    """network.py (architecture, weights I/O) <- graphs.py <- quantize.py <- runtime.py, one way."""
+    import ast
+
+    from .conftest import REPO
+
+    def imports(module: str) -> set[str]:
+        tree = ast.parse((REPO / "TumorApp" / "analysis" / f"{module}.py").read_text())
+        return {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1}
+
+    assert imports("network") & {"graphs", "quantize", "runtime"} == set()
+    assert imports("graphs") & {"quantize", "runtime"} == set()
+    assert imports("quantize") & {"runtime"} == set()
+    assert {"graphs", "quantize"} <= imports("runtime")
+
+
+@pytest.mark.parametrize("backend", ["openvino", "openvino-int8"])
+def test_openvino_backends_match_their_onnx_runtime_graph(batch, backend):
+    pytest.importorskip("openvino")
+    from TumorApp.analysis.runtime import Segmenter
+
+    ov = Segmenter(DEFAULT_WEIGHTS, backend=backend)
+    assert ov.backend == backend
+    ort = Segmenter(DEFAULT_WEIGHTS, backend=backend.replace("openvino", "onnx"))
+    assert ov.graph_path == ort.graph_path  # the very same graph, another runtime
+    got, want = ov.predict(batch), ort.predict(batch)
+    # fp32: the same arithmetic up to summation order; int8: both run u8 x s8 kernels, rounded apart.
+    limit = 1e-4 if backend == "openvino" else 0.01
+    assert np.abs(got - want).mean() < limit
+    assert ((got[..., 0] > 0.5) == (want[..., 0] > 0.5)).mean() > 0.99

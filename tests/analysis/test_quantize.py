@@ -130,7 +130,7 @@ def test_int8_graph_is_keyed_by_fp32_graph_calibration_and_version(tmp_path, mon
 
 @pytest.fixture(scope="module")
 def segmenters():
-    from TumorApp.analysis.network import Segmenter
+    from TumorApp.analysis.runtime import Segmenter
 
     int8 = Segmenter(DEFAULT_WEIGHTS, backend="onnx-int8")
     assert int8.backend == "onnx-int8", "the int8 graph could not be built (see the log)"
@@ -211,25 +211,25 @@ def test_a_graph_far_from_fp32_is_refused(tmp_path, segmenters, fixture_inputs):
 
 @needs_weights
 def test_int8_falls_back_to_fp32_then_tf(monkeypatch):
-    from TumorApp.analysis import network
+    from TumorApp.analysis import runtime
 
     def fail(*args, **kwargs):
         raise RuntimeError("no int8 graph")
 
     monkeypatch.setattr(quantize, "ensure_int8", fail)
-    seg = network.Segmenter(DEFAULT_WEIGHTS, backend="onnx-int8")
+    seg = runtime.Segmenter(DEFAULT_WEIGHTS, backend="onnx-int8")
     assert seg.backend == "onnx" and seg.graph_path == seg.onnx_path
 
     calls = []
-    monkeypatch.setattr(network, "ensure_onnx", fail)
-    monkeypatch.setattr(network.Segmenter, "_init_tf", lambda self: calls.append("tf"))
-    seg = network.Segmenter(DEFAULT_WEIGHTS, backend="onnx-int8")
+    monkeypatch.setattr(runtime, "ensure_onnx", fail)
+    monkeypatch.setattr(runtime.Segmenter, "_start_tf", lambda self: calls.append("tf") or (lambda x: x))
+    seg = runtime.Segmenter(DEFAULT_WEIGHTS, backend="onnx-int8")
     assert seg.backend == "tf" and calls == ["tf"]
 
 
 @needs_weights
 def test_unknown_backend_is_refused():
-    from TumorApp.analysis.network import Segmenter
+    from TumorApp.analysis.runtime import Segmenter
 
     with pytest.raises(ValueError, match="onnx-int8"):
         Segmenter(DEFAULT_WEIGHTS, backend="int4")

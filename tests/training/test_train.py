@@ -44,7 +44,7 @@ def test_sampling_favours_tumour_slices(patients):
 
 
 def test_train_writes_loadable_weights_and_says_what_it_trained_on(patients, tmp_path):
-    from TumorApp.analysis.network import Segmenter
+    from TumorApp.analysis.runtime import Segmenter
     from TumorApp.training.evaluate import TrainedOnHoldout, check_held_out
     from TumorApp.training.train import train
 

@@ -155,7 +155,8 @@ class Command(BaseCommand):
     def _baseline(self, o, summary) -> list[dict]:
         """The --baseline weights on each fold's patients (refused if they trained on any of them)."""
         from TumorApp.analysis.config import CONTRACT
-        from TumorApp.analysis.network import Segmenter, weights_metadata
+        from TumorApp.analysis.network import weights_metadata
+        from TumorApp.analysis.runtime import Segmenter
         from TumorApp.training.cv import evaluate_patients, summarise, without_others
         from TumorApp.training.dataset import load_patients
 

@@ -18,7 +18,7 @@ class Command(BaseCommand):
                             help="exit with an error when the graphs cannot be prepared (default: warn and go on)")
 
     def handle(self, *args, strict=False, **options):
-        from TumorApp.analysis.network import Segmenter
+        from TumorApp.analysis.runtime import Segmenter
 
         # One progress line: the export/quantisation log lines would break it.
         logging.getLogger("TumorApp.analysis").setLevel(logging.WARNING)
