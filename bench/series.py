@@ -57,16 +57,26 @@ def write_series(out: Path, slices: int, data: Path) -> np.ndarray | None:
     return labels
 
 
-def backends() -> dict[str, object]:
+class Counting:
+    """A Segmenter that counts the slices it is given (forward passes)."""
+
+    def __init__(self, segmenter):
+        self.segmenter, self.passes = segmenter, 0
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        self.passes += len(batch)
+        return self.segmenter.predict(batch)
+
+
+def backends(weights: Path) -> dict[str, object]:
     """Every inference backend of `runtime.py` that starts here, by name (fallbacks left out)."""
-    from TumorApp.analysis.config import DEFAULT_WEIGHTS
     from TumorApp.analysis.runtime import BACKENDS, Segmenter
 
     found = {}
     for name in BACKENDS:
         if name == "tf":
             continue  # the last-resort fallback: several times slower, not a candidate
-        segmenter = Segmenter(DEFAULT_WEIGHTS, backend=name)
+        segmenter = Segmenter(weights, backend=name)
         if segmenter.backend != name:
             print(f"{name}: not available here (fell back to {segmenter.backend}); "
                   "`pip install openvino` adds the OpenVINO rows")
@@ -80,7 +90,7 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * float((a & b).sum()) / float(total)
 
 
-def run_once(folder: Path, network, batch: int) -> tuple[dict[str, float], object]:
+def run_once(folder: Path, network, batch: int, skip: bool) -> tuple[dict[str, float], object]:
     from TumorApp.analysis.export import export_for
     from TumorApp.analysis.volume import load_series, measure_volume, segment_volume
 
@@ -89,7 +99,9 @@ def run_once(folder: Path, network, batch: int) -> tuple[dict[str, float], objec
     volume = load_series(folder)
     times["load"] = time.perf_counter() - t
     t = time.perf_counter()
-    liver, tumor = segment_volume(volume, network, batch_size=batch)
+    counting = Counting(network)
+    liver, tumor = segment_volume(volume, counting, batch_size=batch, skip_liverless=skip)
+    times["passes"] = counting.passes
     times["segment"] = time.perf_counter() - t
     t = time.perf_counter()
     result = measure_volume(volume, liver, tumor)
@@ -97,7 +109,7 @@ def run_once(folder: Path, network, batch: int) -> tuple[dict[str, float], objec
     t = time.perf_counter()
     export_for(result)
     times["export"] = time.perf_counter() - t
-    times["total"] = sum(times.values())
+    times["total"] = sum(v for k, v in times.items() if k != "passes")
     return times, result
 
 
@@ -107,7 +119,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per backend (median reported)")
     parser.add_argument("--batch", type=int, default=8, help="slices per batch (default 8, as the worker)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="weights to run (default the shipped ones, which were trained on 3D-IRCADb-01: "
+                             "pass weights trained with `--holdout ircadb-01` for held-out Dice)")
     args = parser.parse_args()
+    from TumorApp.analysis.config import DEFAULT_WEIGHTS
+    from TumorApp.analysis.network import weights_metadata
+    from TumorApp.analysis.runtime import DEFAULT_BACKEND as DEFAULT
     from TumorApp.analysis.runtime import inference_threads
 
     print(f"machine: {machine()}, {inference_threads()} inference threads")
@@ -116,21 +134,27 @@ def main() -> None:
         labels = write_series(folder, args.slices, args.data)
         print(f"series: {args.slices} slices of {'3D-IRCADb-01 (real, consecutive)' if labels is not None else 'the fixture slices'}"
               f", {sum(p.stat().st_size for p in folder.iterdir()) / 2**20:.0f} MiB of DICOM")
-        nets = backends()
+        weights = args.weights or DEFAULT_WEIGHTS
+        held_out = "ircadb-01" in weights_metadata(weights).get("held_out", [])
+        print(f"weights: {weights} ({'ircadb-01 held out: Dice below is held-out' if held_out else 'trained on ircadb-01: Dice below is NOT held-out accuracy'})")
+        nets = backends(weights)
         for net in nets.values():  # warm-up: first-call costs are not per-series costs
             net.predict(np.zeros((2, 128, 128), np.float32))
-        times: dict[str, list[dict]] = {name: [] for name in nets}
+        # Each backend on the product path (liverless in-between slices skipped), and the default
+        # backend on every slice, to show what the skip saves and whether it changes the masks.
+        rows = [(name, net, True) for name, net in nets.items()] + [(f"{DEFAULT} every slice", nets[DEFAULT], False)]
+        times: dict[str, list[dict]] = {name: [] for name, _, _ in rows}
         results = {}
         for _ in range(max(1, args.rounds)):
-            for name, net in nets.items():
-                t, results[name] = run_once(folder, net, args.batch)
+            for name, net, skip in rows:
+                t, results[name] = run_once(folder, net, args.batch, skip)
                 times[name].append(t)
 
-    print(f"\n{'backend':<18}{'slices/s':>9}{'total s':>9}{'load':>7}{'segment':>9}{'measure':>9}{'export':>8}"
+    print(f"\n{'backend':<22}{'passes':>7}{'slices/s':>9}{'total s':>9}{'load':>7}{'segment':>9}{'measure':>9}{'export':>8}"
           + ("   liver Dice  tumour Dice  tumour mL" if labels is not None else "   tumour mL"))
     for name, runs in times.items():
         med = {k: median([r[k] for r in runs]) for k in runs[0]}
-        line = (f"{name:<18}{args.slices / med['total']:>9.1f}{med['total']:>9.2f}{med['load']:>7.2f}"
+        line = (f"{name:<22}{med['passes']:>7.0f}{args.slices / med['total']:>9.1f}{med['total']:>9.2f}{med['load']:>7.2f}"
                 f"{med['segment']:>9.2f}{med['measure']:>9.2f}{med['export']:>8.2f}")
         res = results[name]
         if labels is not None:

@@ -404,23 +404,45 @@ def _check_volume_shape(shape) -> None:
 # --- segmentation and 3-D measurement ----------------------------------------------------------
 
 def segment_volume(volume: SeriesVolume, segmenter: SegmenterLike, *, batch_size: int = 8,
-                   progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-slice liver and tumour masks (bool z, y, x) through the single-slice stages, batched."""
+                   progress: Callable[[int, int], None] | None = None,
+                   skip_liverless: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slice liver and tumour masks (bool z, y, x) through the single-slice stages, batched.
+
+    `skip_liverless`: the network sees every other slice first, then only those in-between
+    slices with a neighbour where it saw any liver; a slice between two liverless slices has no
+    liver (the liver spans many slices: at most its very tip, under the smallest liver a slice may
+    have, `CONTRACT.min_liver_area_mm2`) and so no tumour, and is left empty.  Above and below
+    the liver, half the forward passes are saved.
+    """
     n = volume.slices
-    spacing_yx = volume.spacing_mm[1:]
     liver = np.zeros(volume.hu.shape, dtype=bool)
     tumor = np.zeros(volume.hu.shape, dtype=bool)
-    step = max(1, batch_size)
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        units = [window_hu(volume.hu[k]) for k in range(start, stop)]
-        # HU data follow the radiological convention: no mirrored pass.
-        segs = segment_many(units, segmenter, batch_size=2 * step, check_mirror=[False] * len(units))
-        for k, seg in zip(range(start, stop), segs):
-            masks = clean(seg.liver_prob, seg.tumor_prob, spacing_yx)
-            liver[k], tumor[k] = masks.liver, masks.tumor
-        if progress:
-            progress(stop, n)
+    saw_liver = np.zeros(n, dtype=bool)  # any liver probability above threshold, before clean-up
+    done = 0
+
+    def run(indices: list[int]) -> None:
+        nonlocal done
+        step = max(1, batch_size)
+        for start in range(0, len(indices), step):
+            chunk = indices[start:start + step]
+            units = [window_hu(volume.hu[k]) for k in chunk]
+            # HU data follow the radiological convention: no mirrored pass.
+            segs = segment_many(units, segmenter, batch_size=2 * step, check_mirror=[False] * len(units))
+            for k, seg in zip(chunk, segs):
+                masks = clean(seg.liver_prob, seg.tumor_prob, volume.spacing_mm[1:])
+                liver[k], tumor[k] = masks.liver, masks.tumor
+                saw_liver[k] = masks.liver_threshold.any()
+            done += len(chunk)
+            if progress:
+                progress(done, n)
+
+    if not skip_liverless or n < 3:
+        run(list(range(n)))
+        return liver, tumor
+    run(list(range(0, n, 2)))
+    between = [k for k in range(1, n, 2) if saw_liver[k - 1] or (k + 1 < n and saw_liver[k + 1])]
+    done += (n // 2) - len(between)  # the skipped slices are done: empty
+    run(between)
     return liver, tumor
 
 
@@ -429,17 +451,24 @@ def measure_volume(volume: SeriesVolume, liver: np.ndarray, tumor: np.ndarray) -
     liver = liver | tumor
     spacing = tuple(float(s) for s in volume.spacing_mm)
     voxel_ml = spacing[0] * spacing[1] * spacing[2] / 1000.0
-    labels, count = ndi.label(tumor, structure=np.ones((3, 3, 3), bool))
+    # Labelled within the tumours' bounding box only: a few % of a whole series' voxels.
+    box = _bounding_box(tumor)
+    if tumor[box].size:
+        labels, count = ndi.label(tumor[box], structure=np.ones((3, 3, 3), bool))
+    else:  # no tumour at all (scipy cannot label an empty array)
+        labels, count = np.zeros(tumor[box].shape, dtype=np.int32), 0
+    offset = [r.start for r in box]
     ys = np.flatnonzero(liver.any(axis=(0, 2)))
     xs = np.flatnonzero(liver.any(axis=(0, 1)))
     middle_y = (ys[0] + ys[-1]) / 2.0 if ys.size else (liver.shape[1] - 1) / 2.0
     middle_x = (xs[0] + xs[-1]) / 2.0 if xs.size else (liver.shape[2] - 1) / 2.0
 
     found = []
-    for index, region in enumerate(ndi.find_objects(labels), start=1):
+    for index, region in enumerate(ndi.find_objects(labels) if count else [], start=1):
         if region is None:
             continue
         own = labels[region] == index
+        region = tuple(slice(r.start + o, r.stop + o) for r, o in zip(region, offset))
         z0 = region[0].start
         best, best_slice = 0.0, z0
         for dz in range(own.shape[0]):
@@ -467,11 +496,22 @@ def measure_volume(volume: SeriesVolume, liver: np.ndarray, tumor: np.ndarray) -
     relabel = np.zeros(count + 1, dtype=np.int32)
     for new, (_, old, _) in enumerate(found, start=1):
         relabel[old] = new
+    lesion_labels = np.zeros(tumor.shape, dtype=np.int32)
+    lesion_labels[box] = relabel[labels]
     lesions = [f[2] for f in found]
     stage = stage_for_diameter(max(l.max_diameter_mm for l in lesions)) if lesions else None
-    return SeriesResult(volume=volume, liver=liver, tumor=tumor, lesion_labels=relabel[labels],
+    return SeriesResult(volume=volume, liver=liver, tumor=tumor, lesion_labels=lesion_labels,
                         lesions=lesions, liver_volume_ml=float(liver.sum()) * voxel_ml,
                         tumor_volume_ml=float(tumor.sum()) * voxel_ml, stage=stage)
+
+
+def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """The smallest box (one slice per axis) holding every True voxel; empty slices if none."""
+    box = []
+    for axis in range(mask.ndim):
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        box.append(slice(int(hits[0]), int(hits[-1]) + 1) if hits.size else slice(0, 0))
+    return tuple(box)
 
 
 def analyze_series(source: str | Path | Sequence[Item] | SeriesVolume, *,

@@ -209,3 +209,51 @@ def test_real_series_end_to_end():
     assert biggest["slice_range"] == [0, 3]
     assert biggest["volume_ml"] == pytest.approx(result.lesions[0].voxels * 1.6 * 0.57 * 0.57 / 1000, rel=1e-3)
     assert result.lesion_labels.max() == len(d["lesions"])
+
+
+# --- which slices the network sees ---------------------------------------------------------------
+
+class SliceMarker:
+    """A fake network whose liver is wherever the slice is bright (HU > 0 after windowing ~ 0.9);
+    it records every slice it is given (each slice's constant value, in HU, is its index)."""
+
+    def __init__(self):
+        self.seen: list[int] = []
+
+    def predict(self, batch):
+        batch = np.asarray(batch, np.float32)
+        out = np.zeros(batch.shape[:3] + (2,), np.float32)
+        for i, x in enumerate(batch):
+            self.seen.append(int(round(float(x[0, 0]) * 400 - 160)))  # back to HU: the slice index
+            out[i, 32:96, 16:80, 0] = 1.0 if x[64, 64] > 0.99 else 0.0  # the bright ones have liver
+        return out
+
+
+def _marked_volume(liver_slices: range, n: int = 20) -> SeriesVolume:
+    hu = np.zeros((n, 64, 64), np.int16)
+    for k in range(n):
+        hu[k] = k  # index in HU at the corner: which slice the fake was given
+        if k in liver_slices:
+            hu[k, 16:48, 16:48] = 300  # windowed to 1.0 at the centre: "liver" for the fake
+    return SeriesVolume(hu=hu, spacing_mm=(1.0, 5.0, 5.0), kind="nifti")
+
+
+def test_liverless_slices_between_liverless_neighbours_are_skipped():
+    volume = _marked_volume(range(6, 11))
+    fake = SliceMarker()
+    progress = []
+    liver, tumor = vol_mod.segment_volume(volume, fake, batch_size=4, progress=lambda d, t: progress.append((d, t)))
+    # Every even slice, then the odd ones next to an even slice with liver (5 and 7, 9, 11).
+    assert sorted(fake.seen) == sorted(list(range(0, 20, 2)) + [5, 7, 9, 11])
+    assert [k for k in range(20) if liver[k].any()] == list(range(6, 11))
+    assert not tumor.any()
+    assert progress[-1] == (20, 20) and all(a[0] <= b[0] for a, b in zip(progress, progress[1:]))
+
+
+def test_every_slice_mode_gives_the_same_masks_when_the_liver_spans_slices():
+    volume = _marked_volume(range(3, 15))
+    every, skipping = SliceMarker(), SliceMarker()
+    full = vol_mod.segment_volume(volume, every, skip_liverless=False)
+    fast = vol_mod.segment_volume(volume, skipping)
+    assert sorted(every.seen) == list(range(20)) and len(skipping.seen) < 20
+    assert all(np.array_equal(a, b) for a, b in zip(full, fast))
