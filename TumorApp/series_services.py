@@ -156,7 +156,6 @@ class _Heartbeat(threading.Thread):
 
 def run_job(job: SeriesJob, worker: str, *, segmenter=None, batch_size: int = 8) -> bool:
     """Analyse one claimed job and store its result; False if the claim was lost meanwhile."""
-    from TumorApp.analysis.export import export_for
     from TumorApp.analysis.volume import analyze_series
 
     beat = _Heartbeat(job, worker)
@@ -178,12 +177,12 @@ def run_job(job: SeriesJob, worker: str, *, segmenter=None, batch_size: int = 8)
                 error=f"The analysis failed unexpectedly ({type(exc).__name__}); please report this."))
 
         # Each attempt writes under its own name: a lost claim never overwrites the winner's files.
+        # The DICOM-SEG / NIfTI export is made on first download (`export_file`), not here: the
+        # result shows sooner, and a series nobody exports costs nothing.
         attempt = worker.rsplit(":", 1)[-1]
-        blob, export_name = export_for(result)
         files = {
             "ct": _save_npy(f"{job.folder}/{attempt}-ct.npy", result.volume.hu),
             "labels": _save_npy(f"{job.folder}/{attempt}-labels.npy", result.label_volume()),
-            "export": default_storage.save(f"{job.folder}/{attempt}-{export_name}", ContentFile(blob)),
         }
         record = result.to_dict()
         record["notes"] = result.volume.notes
@@ -260,6 +259,29 @@ def payload(job: SeriesJob) -> dict:
     return data
 
 
+def _make_export(job: SeriesJob) -> str:
+    """Build the export from the stored upload (its DICOM headers / NIfTI affine) and labels, keep it.
+
+    Two first downloads at once may both build one; the first to record its file wins and the
+    other's file is removed, so the job keeps exactly one."""
+    from TumorApp.analysis.export import export_for
+    from TumorApp.analysis.volume import load_series
+
+    _, labels = volume_arrays(job)
+    blob, name = export_for(load_series(input_items(job)), np.asarray(labels))
+    path = default_storage.save(f"{job.folder}/export-{name}", ContentFile(blob))
+    with transaction.atomic():
+        current = SeriesJob.objects.select_for_update().get(pk=job.pk)
+        if current.files.get("export"):
+            default_storage.delete(path)
+            path = current.files["export"]
+        else:
+            current.files = {**current.files, "export": path}
+            current.save(update_fields=["files"])
+    job.files = {**job.files, "export": path}
+    return path
+
+
 def volume_arrays(job: SeriesJob) -> tuple[np.ndarray, np.ndarray]:
     """(ct int16, labels uint8), memory-mapped: the viewer reads one slice per request."""
     ct = np.load(default_storage.path(job.files["ct"]), mmap_mode="r", allow_pickle=False)
@@ -268,8 +290,8 @@ def volume_arrays(job: SeriesJob) -> tuple[np.ndarray, np.ndarray]:
 
 
 def export_file(job: SeriesJob) -> tuple[bytes, str, str]:
-    """(bytes, download name, content type) of the DICOM-SEG or NIfTI labels."""
-    path = job.files["export"]
+    """(bytes, download name, content type) of the DICOM-SEG or NIfTI labels, made on first call."""
+    path = job.files.get("export") or _make_export(job)
     with default_storage.open(path, "rb") as f:
         data = f.read()
     if job.kind == "dicom":

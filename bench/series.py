@@ -107,7 +107,7 @@ def run_once(folder: Path, network, batch: int, skip: bool) -> tuple[dict[str, f
     result = measure_volume(volume, liver, tumor)
     times["measure"] = time.perf_counter() - t
     t = time.perf_counter()
-    export_for(result)
+    export_for(result.volume, result.label_volume())
     times["export"] = time.perf_counter() - t
     times["total"] = sum(v for k, v in times.items() if k != "passes")
     return times, result

@@ -12,22 +12,25 @@ import io
 
 import numpy as np
 
-from .volume import SeriesResult
+from .volume import SeriesVolume
 
 SOFTWARE = "TumorApp liver/tumour U-Net"
 VERSION = "1"
 
 
-def export_for(result: SeriesResult) -> tuple[bytes, str]:
-    """(file bytes, file name) in the format that suits the upload."""
-    if result.volume.kind == "dicom":
-        return dicom_seg(result), "segmentation.dcm"
-    return nifti_labels(result), "labels.nii.gz"
+def export_for(volume: SeriesVolume, labels: np.ndarray) -> tuple[bytes, str]:
+    """(file bytes, file name) in the format that suits the upload.
+
+    `labels`: uint8 (z, y, x) on `volume`'s grid, 0 background, 1 liver, 2 tumour
+    (`SeriesResult.label_volume()`, or the stored labels of a finished job)."""
+    if volume.kind == "dicom":
+        return dicom_seg(volume, labels), "segmentation.dcm"
+    return nifti_labels(volume, labels), "labels.nii.gz"
 
 
-def _stored_grid(result: SeriesResult, mask: np.ndarray) -> np.ndarray:
+def _stored_grid(volume: SeriesVolume, mask: np.ndarray) -> np.ndarray:
     """Undo the flips that brought the stored pixels to radiological orientation."""
-    flip_rows, flip_cols = result.volume.flips
+    flip_rows, flip_cols = volume.flips
     if flip_rows:
         mask = mask[:, ::-1]
     if flip_cols:
@@ -35,12 +38,12 @@ def _stored_grid(result: SeriesResult, mask: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(mask)
 
 
-def dicom_seg(result: SeriesResult) -> bytes:
+def dicom_seg(volume: SeriesVolume, labels: np.ndarray) -> bytes:
     import highdicom as hd
     from pydicom.sr.codedict import codes
     from pydicom.uid import generate_uid
 
-    sources = [ds.copy() for ds in result.volume.datasets]
+    sources = [ds.copy() for ds in volume.datasets]
     if not all("FrameOfReferenceUID" in ds for ds in sources):
         # Some exports (IRCADb among them) omit it; the SEG needs one shared frame of reference.
         frame = generate_uid(prefix=None)
@@ -55,7 +58,7 @@ def dicom_seg(result: SeriesResult) -> bytes:
             segmented_property_type=kind, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
             algorithm_identification=algorithm)
 
-    stacked = np.stack([_stored_grid(result, result.liver), _stored_grid(result, result.tumor)], -1)
+    stacked = np.stack([_stored_grid(volume, labels > 0), _stored_grid(volume, labels == 2)], -1)
     seg = hd.seg.Segmentation(
         source_images=sources,
         pixel_array=stacked.astype(np.uint8),
@@ -81,15 +84,15 @@ def dicom_seg(result: SeriesResult) -> bytes:
     return buf.getvalue()
 
 
-def nifti_labels(result: SeriesResult) -> bytes:
+def nifti_labels(volume: SeriesVolume, labels: np.ndarray) -> bytes:
     """0/1/2 labels on the uploaded NIfTI's grid, with its affine."""
     import gzip
 
     import nibabel as nib
     from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
 
-    source = result.volume.nifti
-    labels = result.label_volume()  # (z, y, x) radiological
+    source = volume.nifti
+    labels = np.asarray(labels, dtype=np.uint8)  # (z, y, x) radiological
     ras = labels[:, ::-1, ::-1].transpose(2, 1, 0)  # back to canonical R, A, S voxel axes
     to_source = ornt_transform(axcodes2ornt(("R", "A", "S")), io_orientation(source.affine))
     data = np.ascontiguousarray(apply_orientation(ras, to_source)).astype(np.uint8)

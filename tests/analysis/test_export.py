@@ -32,7 +32,7 @@ def test_dicom_seg_references_the_source_and_overlays_the_right_slices(orientati
     volume = load_series(items)
     liver, tumor = _masks(volume.hu.shape)
     result = measure_volume(volume, liver, tumor)
-    blob, name = export_for(result)
+    blob, name = export_for(result.volume, result.label_volume())
     assert name == "segmentation.dcm"
 
     plain = pydicom.dcmread(io.BytesIO(blob))
@@ -63,7 +63,7 @@ def test_nifti_labels_sit_on_the_uploaded_grid():
     liver, tumor = np.zeros(volume.hu.shape, bool), np.zeros(volume.hu.shape, bool)
     liver[1:4, 5:30, 5:40] = True
     tumor[2, 10:14, 6:9] = True
-    out = nib.Nifti1Image.from_bytes(gzip.decompress(nifti_labels(measure_volume(volume, liver, tumor))))
+    out = nib.Nifti1Image.from_bytes(gzip.decompress(nifti_labels(volume, measure_volume(volume, liver, tumor).label_volume())))
     assert out.shape == upload.shape and np.allclose(out.affine, affine)
     labels = np.asarray(out.dataobj)
     # In this file voxel (i, j, k) is radiological (x=i, y=j, z=k): the tumour is where we put it.
@@ -74,5 +74,5 @@ def test_nifti_labels_sit_on_the_uploaded_grid():
 def test_dicom_seg_of_a_series_without_tumour_has_liver_only():
     volume = load_series(dicom_series(2))
     liver, _ = _masks(volume.hu.shape)
-    seg = hd.seg.segread(io.BytesIO(dicom_seg(measure_volume(volume, liver, np.zeros_like(liver)))))
+    seg = hd.seg.segread(io.BytesIO(dicom_seg(volume, liver.astype(np.uint8))))
     assert seg.NumberOfFrames == 2  # empty tumour frames are omitted

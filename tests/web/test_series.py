@@ -55,9 +55,18 @@ def test_post_queues_then_the_worker_delivers_the_cli_json(auth_client, user):
     job = SeriesJob.objects.get(pk=body["id"])
     assert job.owner == user and job.attempts == 1 and job.claimed_by
 
+    assert "export" not in job.files  # made on first download, not by the job
     export = auth_client.get(done["export_url"])
     assert export.status_code == 200 and "segmentation.dcm" in export["Content-Disposition"]
     seg = hd.seg.segread(io.BytesIO(export.content))
+    job.refresh_from_db()
+    kept = job.files["export"]
+    again = auth_client.get(done["export_url"])  # kept: the same file, not a second one
+    assert again.content == export.content
+    job.refresh_from_db()
+    assert job.files["export"] == kept
+    from django.core.files.storage import default_storage
+    assert [n for n in default_storage.listdir(job.folder)[1] if "segmentation" in n] == [kept.rsplit("/", 1)[-1]]
     source_uids = {pydicom.dcmread(io.BytesIO(d)).SOPInstanceUID for _, d in items}
     referenced = {uid for _, _, uid in seg.get_source_image_uids()}
     assert referenced <= source_uids and len(referenced) == 3

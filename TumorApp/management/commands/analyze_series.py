@@ -37,7 +37,7 @@ class Command(BaseCommand):
             result = analyze_series(path, batch_size=max(1, options["batch_size"]),
                                     progress=None if options["json"] else self._progress)
             if options["seg_out"]:
-                blob, _ = export_for(result)
+                blob, _ = export_for(result.volume, result.label_volume())
                 Path(options["seg_out"]).write_bytes(blob)
         except (InputError, OSError) as exc:
             message = str(exc) if isinstance(exc, InputError) else f"could not write {options['seg_out']}: {exc}"
