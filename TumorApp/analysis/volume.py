@@ -405,14 +405,15 @@ def _check_volume_shape(shape) -> None:
 
 def segment_volume(volume: SeriesVolume, segmenter: SegmenterLike, *, batch_size: int = 8,
                    progress: Callable[[int, int], None] | None = None,
-                   skip_liverless: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                   skip_liverless: bool = True, second_pass: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Per-slice liver and tumour masks (bool z, y, x) through the single-slice stages, batched.
 
     `skip_liverless`: the network sees every other slice first, then only those in-between
     slices with a neighbour where it saw any liver; a slice between two liverless slices has no
     liver (the liver spans many slices: at most its very tip, under the smallest liver a slice may
     have, `CONTRACT.min_liver_area_mm2`) and so no tumour, and is left empty.  Above and below
-    the liver, half the forward passes are saved.
+    the liver, half the forward passes are saved.  `second_pass`: the liver-crop refinement of
+    `segment_many` (on by default, as for single slices).
     """
     n = volume.slices
     liver = np.zeros(volume.hu.shape, dtype=bool)
@@ -427,7 +428,8 @@ def segment_volume(volume: SeriesVolume, segmenter: SegmenterLike, *, batch_size
             chunk = indices[start:start + step]
             units = [window_hu(volume.hu[k]) for k in chunk]
             # HU data follow the radiological convention: no mirrored pass.
-            segs = segment_many(units, segmenter, batch_size=2 * step, check_mirror=[False] * len(units))
+            segs = segment_many(units, segmenter, batch_size=2 * step, check_mirror=[False] * len(units),
+                                second_pass=second_pass)
             for k, seg in zip(chunk, segs):
                 masks = clean(seg.liver_prob, seg.tumor_prob, volume.spacing_mm[1:])
                 liver[k], tumor[k] = masks.liver, masks.tumor
