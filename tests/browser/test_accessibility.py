@@ -145,3 +145,42 @@ def test_controls_work_from_the_keyboard(transactional_db, live_server, browser_
     page.wait_for_selector("text=Revoked the API token")
     tab_to("#logout"); page.keyboard.press("Enter"); page.wait_for_url(base + "/")
     assert page.locator("text=Log in to start").count() == 1
+
+
+def test_series_pages_have_no_serious_or_critical_axe_violation(transactional_db, live_server, browser_context,
+                                                                django_user_model, tmp_path):
+    """The whole-series pages: upload form (empty, with an error), queued progress, result with viewer, report."""
+    from TumorApp import series_services
+    from tests.analysis.series_fixtures import dicom_series
+
+    base = live_server.url
+    django_user_model.objects.create_user("series-reader", password=PASSWORD)
+    page = browser_context.new_page()
+    checked: dict[str, list] = {}
+
+    def check(name: str) -> None:
+        checked[name] = axe_violations(page)
+
+    log_in(page, base, "series-reader", PASSWORD)
+    page.goto(base + "/series/new/"); check("series upload")
+    (tmp_path / "notes.txt").write_text("not a CT slice " * 20)
+    page.set_input_files("#id_file", str(tmp_path / "notes.txt"))
+    page.click("#series-submit"); page.wait_for_load_state()
+    assert "not a DICOM" in page.content()
+    check("series upload with an error")
+    files = []
+    for name, data in dicom_series(3):
+        (tmp_path / name).write_bytes(data)
+        files.append(str(tmp_path / name))
+    page.set_input_files("#id_file", files)
+    page.click("#series-submit"); page.wait_for_url("**/series/*/"); check("series queued (progress bar)")
+    job_url = page.url
+    assert series_services.work(once=True) == 1  # the real network, in this process
+    page.goto(job_url); page.wait_for_selector("#lesion-table")
+    check("series result with viewer")
+    page.goto(job_url + "report/"); check("series report")
+
+    (ARTIFACTS / "axe-series.json").write_text(json.dumps(checked, indent=1))
+    failing = {name: v for name, v in checked.items() if v}
+    assert not failing, json.dumps(failing, indent=1)
+    assert len(checked) == 5
