@@ -17,10 +17,11 @@ ROUNDS = 3
 
 def _session(base: str, username: str) -> requests.Session:
     s = requests.Session()
-    s.get(f"{base}/login/", timeout=30)
+    # Generous timeouts: a log-in hashes the password (PBKDF2), slow on a loaded two-core machine.
+    s.get(f"{base}/login/", timeout=120)
     r = s.post(f"{base}/login/", data={"username": username, "password": PASSWORD,
                                        "csrfmiddlewaretoken": s.cookies["csrftoken"]},
-               headers={"Referer": f"{base}/login/"}, timeout=30, allow_redirects=False)
+               headers={"Referer": f"{base}/login/"}, timeout=120, allow_redirects=False)
     assert r.status_code == 302, r.text[:500]
     return s
 
