@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from TumorApp.analysis.config import BASE_WEIGHTS, DEFAULT_WEIGHTS, REPO_ROOT
@@ -78,8 +79,12 @@ class Command(BaseCommand):
         if o["holdout"] == "ircadb-01":
             runs.update(self._uploads(Path(o["data"]) / "ircadb-01", o["weights"], evaluate_uploads))
         product = runs["whole slice + liver-crop pass (product)"]
-        picture = REPO_ROOT / "model" / f"confusion_{o['holdout']}.png"
+        # The committed picture in model/ changes only with the card; otherwise it goes to var/.
+        folder = REPO_ROOT / "model" if o["write_card"] else Path(settings.VAR_DIR)
+        folder.mkdir(parents=True, exist_ok=True)
+        picture = folder / f"confusion_{o['holdout']}.png"
         plot_confusion(product, picture, f"held-out {o['holdout']}: tumour on slice")
+        self.stdout.write(f"confusion matrix: {picture}")
         table = self._table(o["holdout"], product, runs)
         self.stdout.write(table)
         self.stdout.write(json.dumps(runs, indent=1, default=str))
