@@ -30,8 +30,8 @@ from django.utils import timezone
 
 from TumorApp.analysis.errors import InputError
 
-from .models import SeriesJob
-from .services import clean_filename
+from .models import AuditEvent, SeriesJob
+from .services import clean_filename, record_event
 
 log = logging.getLogger("TumorApp.series")
 
@@ -44,7 +44,7 @@ def stale_after() -> timedelta:
 
 # --- submit ------------------------------------------------------------------------------------
 
-def submit_series(*, user, uploads) -> SeriesJob:
+def submit_series(*, user, uploads, ip: str | None = None) -> SeriesJob:
     """Validate the uploaded files as one series, store them and queue the job.
 
     Raises `InputError` (nothing stored) when the files are not one analysable series.  The
@@ -70,6 +70,7 @@ def submit_series(*, user, uploads) -> SeriesJob:
                 saved.append(default_storage.save(f"{folder}/input/{k:04d}_{name}", ContentFile(data)))
             job = SeriesJob.objects.create(owner=user, name=display[:255], kind=volume.kind, folder=folder,
                                            progress_total=volume.slices)
+            record_event(action=AuditEvent.Action.SERIES_SUBMIT, user=user, ip=ip, detail=f"series {job.pk}")
     except BaseException:
         for path in saved:
             default_storage.delete(path)

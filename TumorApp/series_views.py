@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from TumorApp.analysis.errors import InputError
 from TumorApp.analysis.slice_view import WINDOWS, render_slice
 
-from . import series_services
+from . import series_services, services
 from .api import allow, api_login_required, error
 from .models import SeriesJob
 
@@ -70,7 +70,8 @@ def series_new(request):
     form = SeriesUploadForm(request.POST, request.FILES) if request.method == "POST" else SeriesUploadForm()
     if request.method == "POST" and form.is_valid():
         try:
-            job = series_services.submit_series(user=request.user, uploads=form.cleaned_data["file"])
+            job = series_services.submit_series(user=request.user, uploads=form.cleaned_data["file"],
+                                                ip=services.client_ip(request))
         except InputError as e:
             form.add_error("file", str(e))
         else:
@@ -147,7 +148,8 @@ def api_series_list(request):
         too_large = any(e.code == "too_large" for e in form.errors.as_data().get("file", []))
         return error(413 if too_large else 400, " ".join(m for ms in errors.values() for m in ms), fields=errors)
     try:
-        job = series_services.submit_series(user=request.user, uploads=form.cleaned_data["file"])
+        job = series_services.submit_series(user=request.user, uploads=form.cleaned_data["file"],
+                                            ip=services.client_ip(request))
     except InputError as e:
         return error(400, str(e), fields={"file": [str(e)]})
     response = JsonResponse({"id": job.pk, "status": job.status}, status=202)
