@@ -1,4 +1,5 @@
-"""Whole-series pages and JSON API (issue 11): upload -> 202/redirect, progress, result, slice viewer, export.
+"""Whole-series pages and JSON API (issue 11): upload -> 202/redirect, progress, result, slice viewer, export,
+delete.
 
 Views validate (a form), call one service, render; the work happens in the worker.
 """
@@ -6,6 +7,7 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -117,6 +119,20 @@ def series_slice(request, pk: int, index: int):
     return response
 
 
+@login_required
+@require_http_methods(["GET", "POST"])
+def series_delete(request, pk: int):
+    job = _owned(request, pk)
+    if request.method == "POST":
+        try:
+            series_services.delete_series(job=job, ip=services.client_ip(request))
+        except series_services.SeriesRunning as e:
+            return render(request, "series/confirm_delete.html", {"job": job, "refused": str(e)}, status=409)
+        messages.success(request, f"Deleted the series {job.name}.")
+        return redirect("series-new")
+    return render(request, "series/confirm_delete.html", {"job": job})
+
+
 def _download(job: SeriesJob) -> HttpResponse:
     data, name, content_type = series_services.export_file(job)
     response = HttpResponse(data, content_type=content_type)
@@ -158,11 +174,17 @@ def api_series_list(request):
 
 
 @api_login_required
-@allow("GET")
+@allow("GET", "DELETE")
 def api_series(request, pk: int):
     job = series_services.jobs_for(request.user).filter(pk=pk).first()
     if job is None:
         return error(404, "No such series.")
+    if request.method == "DELETE":
+        try:
+            series_services.delete_series(job=job, ip=services.client_ip(request))
+        except series_services.SeriesRunning as e:
+            return error(409, str(e))
+        return HttpResponse(status=204)
     return JsonResponse(series_services.payload(job))
 
 
