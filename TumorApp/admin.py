@@ -1,14 +1,14 @@
 """Admin views of analyses (read-mostly), account flags, API tokens, corrected outlines and the audit
 trail; unlocking users.
 
-Deleting an analysis here, one or in bulk, or deleting a user, goes through the same service as
-the pages: the files are removed and the deletion is audited under the admin's name.
+Deleting an analysis or a series job here, one or in bulk, or deleting a user, goes through the same
+service as the pages: the files are removed and the deletion is audited under the admin's name.
 """
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
-from . import lockout, services
+from . import lockout, series_services, services
 from .models import AccountFlags, Analysis, ApiToken, AuditEvent, MaskVersion, SeriesJob
 
 User = get_user_model()
@@ -90,6 +90,20 @@ class SeriesJobAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        # A running job is refused by the service; the admin then offers no delete button for it.
+        return super().has_delete_permission(request, obj) and (obj is None or obj.status != SeriesJob.Status.RUNNING)
+
+    def delete_model(self, request, obj):
+        self.delete_queryset(request, [obj])
+
+    def delete_queryset(self, request, queryset):
+        for job in queryset:
+            try:
+                series_services.delete_series(job=job, actor=request.user, ip=services.client_ip(request))
+            except series_services.SeriesRunning as e:  # a bulk delete with running jobs; or claimed just now
+                self.message_user(request, f"Not deleted: {e}", messages.WARNING)
 
 
 @admin.register(ApiToken)

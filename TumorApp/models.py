@@ -60,7 +60,7 @@ class AccountFlags(models.Model):
 
 
 class AuditEvent(models.Model):
-    """Who logged in (or failed), analysed, viewed or deleted which analysis, when; append-only.
+    """Who logged in (or failed), analysed, viewed or deleted which analysis or series, when; append-only.
 
     `username` is kept as text so the trail survives the user's deletion or renaming, and so failed
     logins for unknown names are recorded; `analysis_id` is a plain number so deletions stay visible.
@@ -83,6 +83,9 @@ class AuditEvent(models.Model):
         TOKEN_CREATE = "token_create", "created API token"
         TOKEN_REVOKE = "token_revoke", "revoked API token"
         TOKEN_REVOKED_USE = "token_revoked", "used a revoked API token"
+        # Whole-series jobs: `detail` names the series ("series 7"); `analysis_id` is for slices only.
+        SERIES_SUBMIT = "series_submit", "submitted a series"
+        SERIES_DELETE = "series_delete", "deleted a series"
 
     timestamp = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,

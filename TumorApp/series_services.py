@@ -14,6 +14,8 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
+import shutil
 import socket
 import threading
 import time
@@ -30,8 +32,8 @@ from django.utils import timezone
 
 from TumorApp.analysis.errors import InputError
 
-from .models import SeriesJob
-from .services import clean_filename
+from .models import AuditEvent, SeriesJob
+from .services import clean_filename, record_event
 
 log = logging.getLogger("TumorApp.series")
 
@@ -44,7 +46,7 @@ def stale_after() -> timedelta:
 
 # --- submit ------------------------------------------------------------------------------------
 
-def submit_series(*, user, uploads) -> SeriesJob:
+def submit_series(*, user, uploads, ip: str | None = None) -> SeriesJob:
     """Validate the uploaded files as one series, store them and queue the job.
 
     Raises `InputError` (nothing stored) when the files are not one analysable series.  The
@@ -70,6 +72,7 @@ def submit_series(*, user, uploads) -> SeriesJob:
                 saved.append(default_storage.save(f"{folder}/input/{k:04d}_{name}", ContentFile(data)))
             job = SeriesJob.objects.create(owner=user, name=display[:255], kind=volume.kind, folder=folder,
                                            progress_total=volume.slices)
+            record_event(action=AuditEvent.Action.SERIES_SUBMIT, user=user, ip=ip, detail=f"series {job.pk}")
     except BaseException:
         for path in saved:
             default_storage.delete(path)
@@ -84,6 +87,57 @@ def input_items(job: SeriesJob) -> list[tuple[str, bytes]]:
         with default_storage.open(f"{job.folder}/input/{stored}", "rb") as f:
             items.append((stored.split("_", 1)[-1], f.read()))
     return items
+
+
+# --- delete ------------------------------------------------------------------------------------
+
+class SeriesRunning(Exception):
+    """The job is being analysed: deleting it now would pull its folder from under the worker (409)."""
+
+
+# What submit_series names a folder; anything else (a blank one is the whole media root) is never removed.
+SERIES_FOLDER = re.compile(r"^series/[0-9a-f]{32}$")
+
+
+def delete_series(*, job: SeriesJob, actor=None, ip: str | None = None) -> None:
+    """Delete the job's row and, once committed, its folder (input, ct/labels arrays, export); audited
+    under `actor` (an admin), else the owner.
+
+    A running job is refused (`SeriesRunning`): its worker would go on writing into the deleted
+    folder.  The row is locked first, so a worker claiming the job at this moment either claims it
+    before (refused) or finds it gone.  A worker that still writes for a deleted job (one
+    re-queued from under it, or deleted with its owner) stores nothing: run_job keeps its files
+    only under a live claim.
+    """
+    owner = job.owner
+    with transaction.atomic():
+        current = SeriesJob.objects.select_for_update().filter(pk=job.pk).first()
+        if current is None:
+            return  # deleted meanwhile (a double click): the folder went with it
+        if current.status == SeriesJob.Status.RUNNING:
+            raise SeriesRunning(f"Series {job.pk} is being analysed; wait until it finishes, then delete it.")
+        current._audited = True  # this event replaces the generic one the post_delete receiver writes
+        current.delete()  # the folder goes on commit (signals.py), also for a cascade or the admin
+        record_event(action=AuditEvent.Action.SERIES_DELETE, user=actor or owner, ip=ip, detail=f"series {job.pk}")
+    log.info("user=%s deleted series %s of user=%s", (actor or owner).get_username(), job.pk, owner.get_username())
+
+
+def remove_folder_on_commit(job: SeriesJob) -> None:
+    """Delete the job's whole folder once the current transaction commits."""
+    if not SERIES_FOLDER.match(job.folder or ""):
+        log.error("series %s: not removing unexpected folder %r", job.pk, job.folder)
+        return
+    path = default_storage.path(job.folder)
+
+    def remove():
+        try:
+            shutil.rmtree(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            log.exception("could not remove %s", path)
+
+    transaction.on_commit(remove)
 
 
 # --- worker ------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Whole-series pages and JSON API (issue 11): upload -> 202/redirect, progress, result, slice viewer, export.
+"""Whole-series pages and JSON API (issue 11): upload -> 202/redirect, progress, result, slice viewer, export,
+delete.
 
 Views validate (a form), call one service, render; the work happens in the worker.
 """
@@ -6,6 +7,7 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from TumorApp.analysis.errors import InputError
 from TumorApp.analysis.slice_view import WINDOWS, render_slice
 
-from . import series_services
+from . import series_services, services
 from .api import allow, api_login_required, error
 from .models import SeriesJob
 
@@ -70,7 +72,8 @@ def series_new(request):
     form = SeriesUploadForm(request.POST, request.FILES) if request.method == "POST" else SeriesUploadForm()
     if request.method == "POST" and form.is_valid():
         try:
-            job = series_services.submit_series(user=request.user, uploads=form.cleaned_data["file"])
+            job = series_services.submit_series(user=request.user, uploads=form.cleaned_data["file"],
+                                                ip=services.client_ip(request))
         except InputError as e:
             form.add_error("file", str(e))
         else:
@@ -116,6 +119,20 @@ def series_slice(request, pk: int, index: int):
     return response
 
 
+@login_required
+@require_http_methods(["GET", "POST"])
+def series_delete(request, pk: int):
+    job = _owned(request, pk)
+    if request.method == "POST":
+        try:
+            series_services.delete_series(job=job, ip=services.client_ip(request))
+        except series_services.SeriesRunning as e:
+            return render(request, "series/confirm_delete.html", {"job": job, "refused": str(e)}, status=409)
+        messages.success(request, f"Deleted the series {job.name}.")
+        return redirect("series-new")
+    return render(request, "series/confirm_delete.html", {"job": job})
+
+
 def _download(job: SeriesJob) -> HttpResponse:
     data, name, content_type = series_services.export_file(job)
     response = HttpResponse(data, content_type=content_type)
@@ -147,7 +164,8 @@ def api_series_list(request):
         too_large = any(e.code == "too_large" for e in form.errors.as_data().get("file", []))
         return error(413 if too_large else 400, " ".join(m for ms in errors.values() for m in ms), fields=errors)
     try:
-        job = series_services.submit_series(user=request.user, uploads=form.cleaned_data["file"])
+        job = series_services.submit_series(user=request.user, uploads=form.cleaned_data["file"],
+                                            ip=services.client_ip(request))
     except InputError as e:
         return error(400, str(e), fields={"file": [str(e)]})
     response = JsonResponse({"id": job.pk, "status": job.status}, status=202)
@@ -156,11 +174,17 @@ def api_series_list(request):
 
 
 @api_login_required
-@allow("GET")
+@allow("GET", "DELETE")
 def api_series(request, pk: int):
     job = series_services.jobs_for(request.user).filter(pk=pk).first()
     if job is None:
         return error(404, "No such series.")
+    if request.method == "DELETE":
+        try:
+            series_services.delete_series(job=job, ip=services.client_ip(request))
+        except series_services.SeriesRunning as e:
+            return error(409, str(e))
+        return HttpResponse(status=204)
     return JsonResponse(series_services.payload(job))
 
 

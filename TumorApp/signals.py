@@ -1,5 +1,5 @@
 """Receivers: log-ins, failed log-ins, log-outs and django-axes lockouts go to AuditEvent; a deleted
-analysis (or corrected outline) takes its files with it."""
+analysis (or corrected outline, or series job) takes its files with it."""
 from __future__ import annotations
 
 from axes.signals import user_locked_out
@@ -7,8 +7,8 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
-from . import services
-from .models import Analysis, AuditEvent, MaskVersion
+from . import series_services, services
+from .models import Analysis, AuditEvent, MaskVersion, SeriesJob
 
 
 @receiver(user_logged_in, dispatch_uid="audit_login")
@@ -43,6 +43,16 @@ def _analysis_deleted(sender, instance, **kwargs):
 def _mask_version_deleted(sender, instance, **kwargs):
     """A corrected outline's masks and pictures go with it (with its analysis, or alone)."""
     services.remove_paths_on_commit(instance.paths())
+
+
+@receiver(post_delete, sender=SeriesJob, dispatch_uid="series_job_files")
+def _series_deleted(sender, instance, **kwargs):
+    """As for analyses: however a series job is deleted (the service, a deleted user's cascade), its
+    folder goes once committed, and the deletion is audited."""
+    series_services.remove_folder_on_commit(instance)
+    if not getattr(instance, "_audited", False):
+        services.record_event(action=AuditEvent.Action.SERIES_DELETE, username=_owner_name(instance),
+                              detail=f"series {instance.pk}")
 
 
 def _owner_name(analysis) -> str:

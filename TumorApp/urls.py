@@ -31,6 +31,7 @@ urlpatterns = [
     path("series/<int:pk>/report/", series_views.series_report, name="series-report"),
     path("series/<int:pk>/slices/<int:index>.png", series_views.series_slice, name="series-slice"),
     path("series/<int:pk>/export/", series_views.series_export, name="series-export"),
+    path("series/<int:pk>/delete/", series_views.series_delete, name="series-delete"),
     path("api/series/", series_views.api_series_list, name="api-series-list"),
     path("api/series/<int:pk>/", series_views.api_series, name="api-series"),
     path("api/series/<int:pk>/export/", series_views.api_series_export, name="api-series-export"),
