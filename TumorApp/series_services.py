@@ -321,11 +321,17 @@ def _make_export(job: SeriesJob) -> str:
     from TumorApp.analysis.export import export_for
     from TumorApp.analysis.volume import load_series
 
-    _, labels = volume_arrays(job)
-    blob, name = export_for(load_series(input_items(job)), np.asarray(labels))
+    try:
+        _, labels = volume_arrays(job)
+        blob, name = export_for(load_series(input_items(job)), np.asarray(labels))
+    except FileNotFoundError as exc:  # deleted meanwhile
+        raise SeriesJob.DoesNotExist(f"series {job.pk} was deleted") from exc
     path = default_storage.save(f"{job.folder}/export-{name}", ContentFile(blob))
     with transaction.atomic():
-        current = SeriesJob.objects.select_for_update().get(pk=job.pk)
+        current = SeriesJob.objects.select_for_update().filter(pk=job.pk).first()
+        if current is None:  # deleted while the export was being built: leave nothing behind
+            default_storage.delete(path)
+            raise SeriesJob.DoesNotExist(f"series {job.pk} was deleted")
         if current.files.get("export"):
             default_storage.delete(path)
             path = current.files["export"]
@@ -344,7 +350,9 @@ def volume_arrays(job: SeriesJob) -> tuple[np.ndarray, np.ndarray]:
 
 
 def export_file(job: SeriesJob) -> tuple[bytes, str, str]:
-    """(bytes, download name, content type) of the DICOM-SEG or NIfTI labels, made on first call."""
+    """(bytes, download name, content type) of the DICOM-SEG or NIfTI labels, made on first call.
+
+    Raises `SeriesJob.DoesNotExist` when the series is deleted meanwhile."""
     path = job.files.get("export") or _make_export(job)
     with default_storage.open(path, "rb") as f:
         data = f.read()

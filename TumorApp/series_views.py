@@ -134,7 +134,10 @@ def series_delete(request, pk: int):
 
 
 def _download(job: SeriesJob) -> HttpResponse:
-    data, name, content_type = series_services.export_file(job)
+    try:
+        data, name, content_type = series_services.export_file(job)
+    except (SeriesJob.DoesNotExist, FileNotFoundError):
+        raise Http404("The series was deleted.")
     response = HttpResponse(data, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
@@ -196,4 +199,7 @@ def api_series_export(request, pk: int):
         return error(404, "No such series.")
     if job.status != SeriesJob.Status.DONE:
         return error(409, f"The series is {job.status}; the export exists once it is done.")
-    return _download(job)
+    try:
+        return _download(job)
+    except Http404:
+        return error(404, "No such series (it was deleted).")

@@ -175,3 +175,14 @@ def test_submitting_a_series_is_audited_from_the_page_and_the_api(auth_client):
     submitted = AuditEvent.objects.filter(action=AuditEvent.Action.SERIES_SUBMIT).order_by("id")
     assert [(e.username, e.ip, e.detail) for e in submitted] == [
         ("radiologist", "127.0.0.1", f"series {pk}") for pk in SeriesJob.objects.order_by("id").values_list("pk", flat=True)]
+
+
+def test_export_of_a_series_deleted_meanwhile_is_404_and_leaves_nothing(auth_client, user, media_root):
+    job = submit(user)
+    series_services.work(once=True)
+    stale = SeriesJob.objects.get(pk=job.pk)  # what a download request read before the deletion
+    series_services.delete_series(job=SeriesJob.objects.get(pk=job.pk), actor=user)
+    with pytest.raises(SeriesJob.DoesNotExist):
+        series_services.export_file(stale)
+    assert stored_files(media_root) == []
+    assert auth_client.get(f"/api/series/{job.pk}/export/").status_code == 404
