@@ -122,16 +122,23 @@ def recover_jobs(now=None) -> list[int]:
     return requeued
 
 
+def claim(job_id: int, worker: str) -> SeriesJob | None:
+    """Job `job_id`, now running under `worker`; None unless it was queued (done, failed or running)."""
+    now = timezone.now()
+    if SeriesJob.objects.filter(pk=job_id, status=SeriesJob.Status.QUEUED).update(
+            status=SeriesJob.Status.RUNNING, claimed_by=worker, heartbeat_at=now, started_at=now, progress_done=0,
+            attempts=F("attempts") + 1):
+        return SeriesJob.objects.get(pk=job_id)
+    return None
+
+
 def claim_next(worker: str) -> SeriesJob | None:
     """The oldest queued job, now running under `worker`; None when the queue is empty."""
     for pk in SeriesJob.objects.filter(status=SeriesJob.Status.QUEUED).order_by("created_at", "id") \
             .values_list("pk", flat=True)[:10]:
-        now = timezone.now()
-        job = SeriesJob.objects.filter(pk=pk, status=SeriesJob.Status.QUEUED)
-        if job.update(status=SeriesJob.Status.RUNNING, claimed_by=worker, heartbeat_at=now, started_at=now,
-                      progress_done=0):
-            SeriesJob.objects.filter(pk=pk).update(attempts=F("attempts") + 1)
-            return SeriesJob.objects.get(pk=pk)
+        job = claim(pk, worker)
+        if job is not None:
+            return job
     return None
 
 
