@@ -1,5 +1,7 @@
 """Series jobs: submit an upload (validate, store, queue), the worker's claim/run/recover cycle,
-and the reads the pages and the API share.  The database is the queue: no broker to run.
+and the reads the pages and the API share.  The database is the queue: no broker to run.  With
+SERIES_QUEUE=celery a Celery message also says "job N is queued" (TumorApp/tasks.py); the worker
+that gets it claims and runs the job through the same functions, so the row stays the truth.
 
 Guarantees (tests/web/test_series_worker.py):
 * a queued job waits in the database until a worker claims it, across restarts;
@@ -45,7 +47,8 @@ def stale_after() -> timedelta:
 # --- submit ------------------------------------------------------------------------------------
 
 def submit_series(*, user, uploads) -> SeriesJob:
-    """Validate the uploaded files as one series, store them and queue the job.
+    """Validate the uploaded files as one series, store them and queue the job (with
+    SERIES_QUEUE=celery, also send it to the Celery workers once committed).
 
     Raises `InputError` (nothing stored) when the files are not one analysable series.  The
     volume is read once here so that bad input is refused at upload, not minutes later.
@@ -70,11 +73,28 @@ def submit_series(*, user, uploads) -> SeriesJob:
                 saved.append(default_storage.save(f"{folder}/input/{k:04d}_{name}", ContentFile(data)))
             job = SeriesJob.objects.create(owner=user, name=display[:255], kind=volume.kind, folder=folder,
                                            progress_total=volume.slices)
+            if settings.SERIES_QUEUE == "celery":
+                # After the commit, so that no worker looks for a row it cannot see yet.
+                transaction.on_commit(lambda: _send(job.pk))
     except BaseException:
         for path in saved:
             default_storage.delete(path)
         raise
     return job
+
+
+def _send(job_id: int) -> None:
+    """Hand a committed job to Celery.  A broker that is down leaves the job queued: the upload has
+    succeeded, and the Celery workers' sweep (TumorApp/tasks.py) sends it once they can."""
+    from kombu.exceptions import OperationalError
+
+    from TumorApp.tasks import run_series_job
+
+    try:
+        run_series_job.delay(job_id)
+    except OperationalError as exc:
+        log.warning("series job %s: the Celery broker is unreachable (%s); left queued for the workers' sweep",
+                    job_id, exc)
 
 
 def input_items(job: SeriesJob) -> list[tuple[str, bytes]]:
