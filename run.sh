@@ -30,8 +30,11 @@ export DEBUG="${DEBUG:-0}"
 .venv/bin/python manage.py prepare_model
 
 # The background worker for whole-series analyses (the database is the queue).  SERIES_WORKER=0
-# when workers run elsewhere (e.g. on other machines sharing the database).
-if [ "${SERIES_WORKER:-1}" != "0" ]; then
+# when workers run elsewhere (e.g. on other machines sharing the database); none with
+# SERIES_QUEUE=celery, where `celery -A Tumor worker` runs them (README, "Whole CT series").
+if [ "${SERIES_QUEUE:-database}" = "celery" ]; then
+  echo "SERIES_QUEUE=celery: series jobs run in Celery workers (celery -A Tumor worker), not here."
+elif [ "${SERIES_WORKER:-1}" != "0" ]; then
   .venv/bin/python manage.py series_worker &
   WORKER_PID=$!
   trap 'kill "$WORKER_PID" 2>/dev/null; wait "$WORKER_PID" 2>/dev/null' EXIT

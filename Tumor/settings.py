@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Runtime state (database, uploads, generated images, collected static) lives here, outside git.
@@ -189,6 +190,22 @@ MAX_SERIES_UPLOAD_BYTES = int(os.environ.get("MAX_SERIES_UPLOAD_MB", "600")) * 1
 DATA_UPLOAD_MAX_NUMBER_FILES = 1001
 # A running series job whose worker has not beaten for this long is re-queued.
 SERIES_STALE_SECONDS = float(os.environ.get("SERIES_STALE_SECONDS", "60"))
+# Where series jobs wait: "database" (the default: `manage.py series_worker`, started by run.sh, polls
+# the SeriesJob table) or "celery" (Celery workers on any number of machines, through the broker at
+# CELERY_BROKER_URL; Tumor/celery.py, README "Whole CT series").
+SERIES_QUEUE = os.environ.get("SERIES_QUEUE", "database").strip().lower()
+if SERIES_QUEUE not in {"database", "celery"}:
+    raise ImproperlyConfigured(f"SERIES_QUEUE must be 'database' or 'celery', not {SERIES_QUEUE!r}")
+# Read by Tumor/celery.py only (namespace CELERY_), so unused in the database mode.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+# Redis hands a message that is not yet acknowledged (its job still running) to another worker after
+# this long: above the longest job (1000 slices), so that only a dead worker's message comes back.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "7200"))}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# One job at a time per worker process, and no message waits behind a running job in that worker.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True  # the SeriesJob row holds status, progress and result
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # LOGGING below applies to the worker too
 
 # Security: cookies, headers. HTTPS-only settings switch on with HTTPS=1 (behind a TLS proxy).
 SESSION_COOKIE_HTTPONLY = True

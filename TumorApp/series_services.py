@@ -1,5 +1,7 @@
 """Series jobs: submit an upload (validate, store, queue), the worker's claim/run/recover cycle,
-and the reads the pages and the API share.  The database is the queue: no broker to run.
+and the reads the pages and the API share.  The database is the queue: no broker to run.  With
+SERIES_QUEUE=celery a Celery message also says "job N is queued" (TumorApp/tasks.py); the worker
+that gets it claims and runs the job through the same functions, so the row stays the truth.
 
 Guarantees (tests/web/test_series_worker.py):
 * a queued job waits in the database until a worker claims it, across restarts;
@@ -47,7 +49,8 @@ def stale_after() -> timedelta:
 # --- submit ------------------------------------------------------------------------------------
 
 def submit_series(*, user, uploads, ip: str | None = None) -> SeriesJob:
-    """Validate the uploaded files as one series, store them and queue the job.
+    """Validate the uploaded files as one series, store them, audit and queue the job (with
+    SERIES_QUEUE=celery, also send it to the Celery workers once committed).
 
     Raises `InputError` (nothing stored) when the files are not one analysable series.  The
     volume is read once here so that bad input is refused at upload, not minutes later.
@@ -73,11 +76,28 @@ def submit_series(*, user, uploads, ip: str | None = None) -> SeriesJob:
             job = SeriesJob.objects.create(owner=user, name=display[:255], kind=volume.kind, folder=folder,
                                            progress_total=volume.slices)
             record_event(action=AuditEvent.Action.SERIES_SUBMIT, user=user, ip=ip, detail=f"series {job.pk}")
+            if settings.SERIES_QUEUE == "celery":
+                # After the commit, so that no worker looks for a row it cannot see yet.
+                transaction.on_commit(lambda: _send(job.pk))
     except BaseException:
         for path in saved:
             default_storage.delete(path)
         raise
     return job
+
+
+def _send(job_id: int) -> None:
+    """Hand a committed job to Celery.  A broker that is down leaves the job queued: the upload has
+    succeeded, and the Celery workers' sweep (TumorApp/tasks.py) sends it once they can."""
+    from kombu.exceptions import OperationalError
+
+    from TumorApp.tasks import run_series_job
+
+    try:
+        run_series_job.delay(job_id)
+    except OperationalError as exc:
+        log.warning("series job %s: the Celery broker is unreachable (%s); left queued for the workers' sweep",
+                    job_id, exc)
 
 
 def input_items(job: SeriesJob) -> list[tuple[str, bytes]]:
@@ -176,16 +196,23 @@ def recover_jobs(now=None) -> list[int]:
     return requeued
 
 
+def claim(job_id: int, worker: str) -> SeriesJob | None:
+    """Job `job_id`, now running under `worker`; None unless it was queued (done, failed or running)."""
+    now = timezone.now()
+    if SeriesJob.objects.filter(pk=job_id, status=SeriesJob.Status.QUEUED).update(
+            status=SeriesJob.Status.RUNNING, claimed_by=worker, heartbeat_at=now, started_at=now, progress_done=0,
+            attempts=F("attempts") + 1):
+        return SeriesJob.objects.get(pk=job_id)
+    return None
+
+
 def claim_next(worker: str) -> SeriesJob | None:
     """The oldest queued job, now running under `worker`; None when the queue is empty."""
     for pk in SeriesJob.objects.filter(status=SeriesJob.Status.QUEUED).order_by("created_at", "id") \
             .values_list("pk", flat=True)[:10]:
-        now = timezone.now()
-        job = SeriesJob.objects.filter(pk=pk, status=SeriesJob.Status.QUEUED)
-        if job.update(status=SeriesJob.Status.RUNNING, claimed_by=worker, heartbeat_at=now, started_at=now,
-                      progress_done=0):
-            SeriesJob.objects.filter(pk=pk).update(attempts=F("attempts") + 1)
-            return SeriesJob.objects.get(pk=pk)
+        job = claim(pk, worker)
+        if job is not None:
+            return job
     return None
 
 

@@ -1,11 +1,17 @@
-"""Helpers for the web tests: real CT slice uploads and the JSON contract's keys."""
+"""Helpers for the web tests: real CT slice uploads, the JSON contract's keys, and the app run in
+subprocesses on a database file of their own (series workers)."""
 from __future__ import annotations
 
+import os
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+REPO = Path(__file__).resolve().parents[2]
 
 PNG_TUMOR = "web_seed_440.png"
 PNG_PLAIN = "web_seed_380.png"
@@ -38,3 +44,37 @@ def make_analysis(user, fixture: str = PNG_TUMOR, **kwargs):
 
 def stored_files(media_root) -> list:
     return sorted(p for p in media_root.rglob("*") if p.is_file()) if media_root.exists() else []
+
+
+# --- the app in subprocesses: pytest-django's SQLite test database is in memory, so a worker
+# process gets a database file (and media folder) of its own under `tmp`.
+
+def subprocess_env(tmp: Path, **extra: str) -> dict:
+    env = dict(os.environ)
+    env.update(DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}", MEDIA_ROOT=str(tmp / "media"),
+               ONNX_CACHE_DIR=env.get("ONNX_CACHE_DIR") or str(REPO / "var" / "cache" / "onnx"),
+               PYTHONPATH=str(REPO), DEBUG="0", **extra)
+    return env
+
+
+def manage(env, *args, timeout=300) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def submit_series_folder(env, folder: Path) -> None:
+    """Migrate, then submit the files in `folder` as one series of a new user, as the web app would."""
+    manage(env, "migrate", "--noinput")
+    manage(env, "shell", "-c", (
+        "from pathlib import Path; from django.contrib.auth.models import User;"
+        "from django.core.files.uploadedfile import SimpleUploadedFile as F;"
+        "from TumorApp.series_services import submit_series;"
+        "u = User.objects.create_user('w', password='Liver-Scan-Review-42');"
+        f"submit_series(user=u, uploads=[F(p.name, p.read_bytes()) for p in sorted(Path('{folder}').iterdir())])"))
+
+
+def series_row(db: Path, columns: str = "status, progress_done, progress_total, attempts") -> tuple:
+    with sqlite3.connect(db, timeout=20) as con:
+        return con.execute(f"SELECT {columns} FROM TumorApp_seriesjob").fetchone()

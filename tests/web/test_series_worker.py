@@ -2,14 +2,11 @@
 killed mid-job whose job is finished, once, by the next worker."""
 from __future__ import annotations
 
-import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -19,7 +16,8 @@ from TumorApp import series_services
 from TumorApp.models import SeriesJob
 from tests.analysis.series_fixtures import dicom_series
 
-REPO = Path(__file__).resolve().parents[2]
+from .helpers import REPO, manage, series_row, submit_series_folder, subprocess_env
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -69,50 +67,24 @@ def test_a_worker_that_lost_its_claim_stores_nothing(user):
     assert all("fast" in path for path in done.files.values())
 
 
-def _env(tmp: Path) -> dict:
-    env = dict(os.environ)
-    env.update(DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}", MEDIA_ROOT=str(tmp / "media"),
-               ONNX_CACHE_DIR=env.get("ONNX_CACHE_DIR") or str(REPO / "var" / "cache" / "onnx"),
-               PYTHONPATH=str(REPO), DEBUG="0")
-    return env
-
-
-def _manage(env, *args, timeout=300) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
-
-
-def _row(db: Path) -> tuple:
-    with sqlite3.connect(db, timeout=20) as con:
-        return con.execute("SELECT status, progress_done, progress_total, attempts FROM TumorApp_seriesjob").fetchone()
-
-
 @pytest.mark.slow
 def test_killed_worker_job_is_resumed_after_restart(tmp_path):
     """A real `series_worker` process is SIGKILLed mid-series; the next one finishes that job, once."""
-    env = _env(tmp_path)
+    env = subprocess_env(tmp_path)
     series = tmp_path / "series"
     series.mkdir()
     for name, data in dicom_series(24):
         (series / name).write_bytes(data)
-    _manage(env, "migrate", "--noinput")
-    _manage(env, "shell", "-c", (
-        "from pathlib import Path; from django.contrib.auth.models import User;"
-        "from django.core.files.uploadedfile import SimpleUploadedFile as F;"
-        "from TumorApp.series_services import submit_series;"
-        "u = User.objects.create_user('w', password='Liver-Scan-Review-42');"
-        f"submit_series(user=u, uploads=[F(p.name, p.read_bytes()) for p in sorted(Path('{series}').iterdir())])"))
+    submit_series_folder(env, series)
     db = tmp_path / "db.sqlite3"
-    assert _row(db) == ("queued", 0, 24, 0)
+    assert series_row(db) == ("queued", 0, 24, 0)
 
     worker = subprocess.Popen([sys.executable, "manage.py", "series_worker", "--batch-size", "2", "--poll", "0.2"],
                               cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
-            status, done, total, _ = _row(db)
+            status, done, total, _ = series_row(db)
             if status == "running" and 0 < done < total:
                 break
             assert status in ("queued", "running"), status
@@ -124,14 +96,13 @@ def test_killed_worker_job_is_resumed_after_restart(tmp_path):
     finally:
         if worker.poll() is None:
             worker.kill()
-    status, done, total, attempts = _row(db)
+    status, done, total, attempts = series_row(db)
     assert status == "running" and done < total and attempts == 1  # the dead worker left it mid-way
 
-    proc = _manage(env, "series_worker", "--once")  # the restart: recovers, runs, exits when idle
+    proc = manage(env, "series_worker", "--once")  # the restart: recovers, runs, exits when idle
     assert "1 job(s) run" in proc.stdout
-    assert _row(db) == ("done", 24, 24, 2)
-    with sqlite3.connect(db) as con:
-        (result,) = con.execute("SELECT result FROM TumorApp_seriesjob").fetchone()
+    assert series_row(db) == ("done", 24, 24, 2)
+    (result,) = series_row(db, "result")
     assert '"slices": 24' in result
     # A further restart finds nothing to do: the job is not run twice.
-    assert "0 job(s) run" in _manage(env, "series_worker", "--once").stdout
+    assert "0 job(s) run" in manage(env, "series_worker", "--once").stdout
