@@ -272,6 +272,8 @@ def run_job(job: SeriesJob, worker: str, *, segmenter=None, batch_size: int = 8)
         if not done:
             for path in files.values():
                 default_storage.delete(path)
+            if not SeriesJob.objects.filter(pk=job.pk).exists():
+                remove_folder_on_commit(job)  # deleted under us: saving re-created its folder
         return bool(done)
     finally:
         beat.stop.set()

@@ -120,6 +120,7 @@ def test_a_worker_whose_job_was_requeued_and_deleted_meanwhile_stores_nothing(us
     monkeypatch.setattr(volume, "analyze_series", analyse_then_lose_the_job)
     assert series_services.run_job(stalled, "hostA:1:stalled") is False
     assert not SeriesJob.objects.exists() and stored_files(media_root) == []
+    assert not (media_root / job.folder).exists()  # not even the folder its arrays re-created
     assert deletions(job) == [("radiologist", None)]
 
 
@@ -138,6 +139,7 @@ def test_deleting_the_owner_of_a_running_job_leaves_no_files(user, media_root, m
     monkeypatch.setattr(volume, "analyze_series", analyse_then_owner_deleted)
     assert series_services.run_job(worker, "hostA:1:w") is False
     assert not SeriesJob.objects.exists() and stored_files(media_root) == []
+    assert not (media_root / job.folder).exists()
     assert deletions(job) == [("radiologist", None)]
 
 
