@@ -17,7 +17,6 @@ taken with accuracy held: pass `--weights` trained with `--holdout ircadb-01` fo
 from __future__ import annotations
 
 import argparse
-import io
 import tempfile
 import time
 from pathlib import Path

@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -78,3 +79,15 @@ def submit_series_folder(env, folder: Path) -> None:
 def series_row(db: Path, columns: str = "status, progress_done, progress_total, attempts") -> tuple:
     with sqlite3.connect(db, timeout=20) as con:
         return con.execute(f"SELECT {columns} FROM TumorApp_seriesjob").fetchone()
+
+
+def wait_until_mid_run(db: Path, worker: subprocess.Popen, log: Path | None = None, timeout: float = 240) -> None:
+    """Poll the job row until its worker is part-way through the series; fail if it ends or dies first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, done, total, _ = series_row(db)
+        if status == "running" and 0 < done < total:
+            return
+        assert status in ("queued", "running") and worker.poll() is None, log.read_text() if log else status
+        time.sleep(0.05)
+    raise AssertionError("the worker never got going" + (":\n" + log.read_text() if log else ""))

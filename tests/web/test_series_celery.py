@@ -25,7 +25,7 @@ from TumorApp import series_services
 from TumorApp.models import SeriesJob
 from tests.analysis.series_fixtures import dicom_series
 
-from .helpers import REPO, series_row, submit_series_folder, subprocess_env
+from .helpers import REPO, series_row, submit_series_folder, subprocess_env, wait_until_mid_run
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the worker thread has its own connection
 URL = "/api/series/"
@@ -233,15 +233,7 @@ def test_a_killed_pool_process_s_job_is_finished_once_by_the_celery_worker(redis
         worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "Tumor", "worker", "--concurrency", "1",
                                    "--loglevel", "INFO"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            status, done, total, _ = series_row(db)
-            if status == "running" and 0 < done < total:
-                break
-            assert status in ("queued", "running") and worker.poll() is None, log.read_text()
-            time.sleep(0.05)
-        else:
-            pytest.fail("the worker never got going:\n" + log.read_text())
+        wait_until_mid_run(db, worker, log)
         (claimed_by,) = series_row(db, "claimed_by")
         os.kill(int(claimed_by.split(":")[1]), signal.SIGKILL)  # the pool process, not the worker
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 
 import pytest
@@ -16,7 +15,7 @@ from TumorApp import series_services
 from TumorApp.models import SeriesJob
 from tests.analysis.series_fixtures import dicom_series
 
-from .helpers import REPO, manage, series_row, submit_series_folder, subprocess_env
+from .helpers import REPO, manage, series_row, submit_series_folder, subprocess_env, wait_until_mid_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -82,15 +81,7 @@ def test_killed_worker_job_is_resumed_after_restart(tmp_path):
     worker = subprocess.Popen([sys.executable, "manage.py", "series_worker", "--batch-size", "2", "--poll", "0.2"],
                               cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            status, done, total, _ = series_row(db)
-            if status == "running" and 0 < done < total:
-                break
-            assert status in ("queued", "running"), status
-            time.sleep(0.05)
-        else:
-            pytest.fail("the worker never got going")
+        wait_until_mid_run(db, worker)
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=30)
     finally:
