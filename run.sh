@@ -32,7 +32,7 @@ export DEBUG="${DEBUG:-0}"
 # The background worker for whole-series analyses (the database is the queue).  SERIES_WORKER=0
 # when workers run elsewhere (e.g. on other machines sharing the database); none with
 # SERIES_QUEUE=celery, where `celery -A Tumor worker` runs them (README, "Whole CT series").
-if [ "${SERIES_QUEUE:-database}" = "celery" ]; then
+if [ "$(echo "${SERIES_QUEUE:-database}" | tr "[:upper:]" "[:lower:]" | tr -d "[:space:]")" = "celery" ]; then
   echo "SERIES_QUEUE=celery: series jobs run in Celery workers (celery -A Tumor worker), not here."
 elif [ "${SERIES_WORKER:-1}" != "0" ]; then
   .venv/bin/python manage.py series_worker &
