@@ -301,10 +301,7 @@ def work(*, once: bool = False, poll_seconds: float = 1.0, segmenter=None, stop:
                 break
             time.sleep(poll_seconds)
             continue
-        if segmenter is None:
-            from TumorApp.analysis.runtime import get_segmenter
-
-            segmenter = get_segmenter()
+        # segmenter None: analyze_series takes the process's series network (SERIES_INFERENCE_BACKEND).
         run_job(job, worker, segmenter=segmenter, batch_size=batch_size)
         ran += 1
     return ran

@@ -30,9 +30,7 @@ def run_series_job(job_id: int) -> bool:
     if job is None:
         log.info("series job %s: not queued, message skipped", job_id)
         return False
-    from TumorApp.analysis.runtime import get_segmenter
-
-    return series_services.run_job(job, worker, segmenter=get_segmenter())
+    return series_services.run_job(job, worker)  # the process's series network (SERIES_INFERENCE_BACKEND)
 
 
 def waiting_messages() -> int:

@@ -155,7 +155,7 @@ def main() -> None:
                 times[name].append(t)
 
     print(f"\n{'backend':<22}{'passes':>7}{'slices/s':>9}{'total s':>9}{'load':>7}{'segment':>9}{'measure':>9}{'export*':>8}"
-          + ("   liver Dice  tumour Dice  tumour mL" if labels is not None else "   tumour mL"))
+          + ("   liver Dice  tumour Dice  tumour mL" if labels is not None else "   tumour mL") + "  lesions  stage")
     for name, runs in times.items():
         med = {k: median([r[k] for r in runs]) for k in runs[0]}
         line = (f"{name:<22}{med['passes']:>7.0f}{args.slices / med['total']:>9.1f}{med['total']:>9.2f}{med['load']:>7.2f}"
@@ -166,7 +166,7 @@ def main() -> None:
                      f"  {res.tumor_volume_ml:>9.1f}")
         else:
             line += f"   {res.tumor_volume_ml:>9.1f}"
-        print(line)
+        print(line + f"  {len(res.lesions):>7}  {res.stage or '-':>5}")
     print("slices/s and total: load + segment + measure, what a job takes; *export: made on the first download")
     if labels is not None:
         spacing = results[next(iter(results))].volume.spacing_mm

@@ -525,9 +525,9 @@ def analyze_series(source: str | Path | Sequence[Item] | SeriesVolume, *,
     """
     volume = source if isinstance(source, SeriesVolume) else load_series(source)
     if segmenter is None:
-        from .runtime import get_segmenter
+        from .runtime import get_segmenter, series_backend_from_env
 
-        segmenter = get_segmenter()
+        segmenter = get_segmenter(backend=series_backend_from_env())
     liver, tumor = segment_volume(volume, segmenter, batch_size=batch_size, progress=progress)
     return measure_volume(volume, liver, tumor)
 

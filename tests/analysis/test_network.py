@@ -118,7 +118,7 @@ def test_concurrent_first_calls_share_one_segmenter(monkeypatch):
     built = []
 
     class Counting:
-        def __init__(self, weights):
+        def __init__(self, weights, backend):
             time.sleep(0.05)  # building takes a while: long enough for the threads to race
             built.append(weights)
 
@@ -164,3 +164,28 @@ def test_openvino_backends_match_their_onnx_runtime_graph(batch, backend):
     mean_limit, agreement = (1e-4, 0.999) if backend == "openvino" else (0.01, 0.975)
     assert np.abs(got - want).mean() < mean_limit
     assert ((got[..., 0] > 0.5) == (want[..., 0] > 0.5)).mean() > agreement
+
+
+def test_one_segmenter_per_weights_and_backend():
+    from TumorApp.analysis.runtime import get_segmenter
+
+    fp32, int8 = get_segmenter(backend="onnx"), get_segmenter(backend="onnx-int8")
+    assert fp32 is not int8 and (fp32.backend, int8.backend) == ("onnx", "onnx-int8")
+    assert get_segmenter(backend="onnx-int8") is int8
+
+
+def test_series_default_to_the_int8_graph_slices_to_fp32(monkeypatch):
+    from TumorApp.analysis import runtime
+    from TumorApp.analysis.volume import analyze_series
+
+    from .series_fixtures import dicom_series
+
+    monkeypatch.delenv("INFERENCE_BACKEND", raising=False)
+    monkeypatch.delenv("SERIES_INFERENCE_BACKEND", raising=False)
+    assert (runtime.backend_from_env(), runtime.series_backend_from_env()) == ("onnx", "onnx-int8")
+    monkeypatch.setattr(runtime, "_SEGMENTERS", {})
+    analyze_series(dicom_series(2))
+    assert [backend for _, backend in runtime._SEGMENTERS] == ["onnx-int8"]
+    monkeypatch.setenv("SERIES_INFERENCE_BACKEND", "onnx")
+    analyze_series(dicom_series(2))
+    assert [backend for _, backend in runtime._SEGMENTERS] == ["onnx-int8", "onnx"]
