@@ -108,6 +108,24 @@ def test_every_page_has_no_serious_or_critical_axe_violation(transactional_db, l
     assert len(checked) == 16
 
 
+def open_file_chooser_with_space(page, selector: str):
+    """Space on the focused file input opens the file chooser.  Headless Chromium on a loaded machine
+    has dropped that event once in a full CI run (the same step passed alone and in this module,
+    again and again), so a second press is allowed - with the focus checked again, so an input that
+    is not keyboard-operable still fails."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in (1, 2):
+        assert page.evaluate("s => document.activeElement === document.querySelector(s)", selector), selector
+        try:
+            with page.expect_file_chooser(timeout=20_000) as chooser:
+                page.keyboard.press("Space")
+            return chooser.value
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+
+
 def test_controls_work_from_the_keyboard(transactional_db, live_server, browser_context, django_user_model):
     """Log in, upload, open the report, create and revoke a token and log out with Tab, typing and Enter only."""
     base = live_server.url
@@ -130,9 +148,8 @@ def test_controls_work_from_the_keyboard(transactional_db, live_server, browser_
     page.keyboard.press("Enter"); page.wait_for_url(base + "/detect/")
 
     tab_to("#id_file")
-    with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Space")
-    chooser.value.set_files(str(FIXTURE))
+    chooser = open_file_chooser_with_space(page, "#id_file")
+    chooser.set_files(str(FIXTURE))
     tab_to("#analyse"); page.keyboard.press("Enter"); page.wait_for_url("**/analyses/*/")
 
     tab_to("#report-link"); page.keyboard.press("Enter"); page.wait_for_url("**/report/")
