@@ -9,6 +9,7 @@ document.addEventListener("DOMContentLoaded", function () {
     var text = document.getElementById("progress-text");
     var label = document.getElementById("progress-status");
     var eta = document.getElementById("progress-eta");
+    var remove = document.getElementById("series-delete");
     var poll = function () {
       fetch(page.dataset.api, {credentials: "same-origin", headers: {"Accept": "application/json"}})
         .then(function (r) { return r.json(); })
@@ -18,6 +19,8 @@ document.addEventListener("DOMContentLoaded", function () {
           text.textContent = job.progress[0] + " / " + job.progress[1] + " slices";
           label.textContent = job.status.charAt(0).toUpperCase() + job.status.slice(1);
           eta.textContent = job.eta_seconds != null ? "(about " + Math.ceil(job.eta_seconds) + " s left)" : "";
+          // A running job cannot be deleted (the server refuses): offer it only while queued.
+          if (remove) { remove.parentNode.hidden = job.status === "running"; }
           setTimeout(poll, 1000);
         })
         .catch(function () { setTimeout(poll, 3000); });

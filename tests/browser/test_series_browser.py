@@ -85,6 +85,8 @@ def test_series_upload_progress_result_and_viewer(transactional_db, live_server,
     moved = page.evaluate("document.getElementById('series-progress') ? "
                           "document.getElementById('series-progress').value : -1")
     assert moved != 0  # the bar moved (or the job finished and the page already shows the result)
+    if moved > 0:  # still running: the delete button (offered while queued) is gone
+        assert not page.is_visible("#series-delete")
     shot(page, "series-02-progress")
     page.reload()  # mid-run reload: the bar comes back with the server's progress
     if page.locator("#series-progress").count():
