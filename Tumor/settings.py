@@ -190,6 +190,8 @@ MAX_SERIES_UPLOAD_BYTES = int(os.environ.get("MAX_SERIES_UPLOAD_MB", "600")) * 1
 DATA_UPLOAD_MAX_NUMBER_FILES = 1001
 # A running series job whose worker has not beaten for this long is re-queued.
 SERIES_STALE_SECONDS = float(os.environ.get("SERIES_STALE_SECONDS", "60"))
+# A job whose worker died on this many attempts fails instead of being re-queued again.
+SERIES_MAX_ATTEMPTS = int(os.environ.get("SERIES_MAX_ATTEMPTS", "3"))
 # Where series jobs wait: "database" (the default: `manage.py series_worker`, started by run.sh, polls
 # the SeriesJob table) or "celery" (Celery workers on any number of machines, through the broker at
 # CELERY_BROKER_URL; Tumor/celery.py, README "Whole CT series").

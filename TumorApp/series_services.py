@@ -176,23 +176,37 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def max_attempts() -> int:
+    return max(1, int(getattr(settings, "SERIES_MAX_ATTEMPTS", 3)))
+
+
 def recover_jobs(now=None) -> list[int]:
-    """Put running jobs whose worker is gone back in the queue; returns their ids."""
+    """Put running jobs whose worker is gone back in the queue; returns their ids.
+
+    A job whose worker died on each of its `SERIES_MAX_ATTEMPTS` attempts fails instead, saying so:
+    a series that kills its worker (memory, a crash in a library) would otherwise hold the queue
+    for ever."""
     now = now or timezone.now()
     host = socket.gethostname()
     requeued = []
-    for job in SeriesJob.objects.filter(status=SeriesJob.Status.RUNNING).only("pk", "claimed_by", "heartbeat_at"):
+    for job in SeriesJob.objects.filter(status=SeriesJob.Status.RUNNING).only("pk", "claimed_by", "heartbeat_at",
+                                                                                "attempts"):
         owner_host, _, rest = job.claimed_by.partition(":")
         pid = rest.partition(":")[0]
         dead_here = owner_host == host and pid.isdigit() and not _pid_alive(int(pid))
         stale = job.heartbeat_at is None or now - job.heartbeat_at > stale_after()
-        if dead_here or stale:
-            # Conditional on the same claim: a worker that is merely slow and beats now keeps it.
-            if SeriesJob.objects.filter(pk=job.pk, status=SeriesJob.Status.RUNNING,
-                                        claimed_by=job.claimed_by).update(
-                    status=SeriesJob.Status.QUEUED, claimed_by="", progress_done=0):
-                requeued.append(job.pk)
-                log.warning("series job %s re-queued (worker %s gone)", job.pk, job.claimed_by)
+        if not (dead_here or stale):
+            continue
+        # Conditional on the same claim: a worker that is merely slow and beats now keeps it.
+        mine = SeriesJob.objects.filter(pk=job.pk, status=SeriesJob.Status.RUNNING, claimed_by=job.claimed_by)
+        if job.attempts >= max_attempts():
+            if mine.update(status=SeriesJob.Status.FAILED, finished_at=now, error=(
+                    f"The analysis stopped its worker {job.attempts} times (out of memory, or a crash), so it "
+                    "was given up; please report this series.")):
+                log.error("series job %s failed: its worker died on all %s attempts", job.pk, job.attempts)
+        elif mine.update(status=SeriesJob.Status.QUEUED, claimed_by="", progress_done=0):
+            requeued.append(job.pk)
+            log.warning("series job %s re-queued (worker %s gone)", job.pk, job.claimed_by)
     return requeued
 
 

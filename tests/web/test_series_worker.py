@@ -50,6 +50,20 @@ def test_stale_or_dead_workers_jobs_are_requeued_live_ones_kept(user):
     assert SeriesJob.objects.get(pk=stale.pk).status == "queued"
 
 
+def test_a_job_whose_worker_died_on_every_attempt_fails_saying_why(user, auth_client, settings):
+    settings.SERIES_MAX_ATTEMPTS = 2
+    job = _submit(user)
+    old = timezone.now() - timedelta(minutes=5)
+    for attempt in (1, 2):
+        assert series_services.claim_next(f"elsewhere:{attempt}:w").attempts == attempt
+        SeriesJob.objects.filter(pk=job.pk).update(heartbeat_at=old)  # that worker died
+        recovered = series_services.recover_jobs()
+        assert recovered == ([job.pk] if attempt == 1 else [])
+    body = auth_client.get(f"/api/series/{job.pk}/").json()
+    assert body["status"] == "failed" and "stopped its worker 2 times" in body["error"]
+    assert series_services.claim_next("elsewhere:3:w") is None  # not run a third time
+
+
 def test_a_worker_that_lost_its_claim_stores_nothing(user):
     job = _submit(user)
     slow = series_services.claim_next("hostA:1:slow")
