@@ -30,9 +30,8 @@ BACKENDS = ("onnx", "openvino", "onnx-int8", "openvino-int8", "tf")
 # Where each backend falls back to when it cannot start.
 FALLBACK = {"openvino-int8": "onnx-int8", "onnx-int8": "onnx", "openvino": "onnx", "onnx": "tf"}
 DEFAULT_BACKEND = "onnx"
-# Whole series (volume.py): the int8 graph, ~1.4x faster than fp32 and as accurate on a held-out
-# patient's series (model card, "Whole series"); ORT's rather than OpenVINO's, which is within
-# noise of it on this CPU (bench/README.md) and a second runtime to depend on.
+# Whole series (volume.py): the int8 graph, faster than fp32 and as accurate on a held-out patient's
+# series (model card, "Whole series"; bench/README.md); ORT's, as OpenVINO's is no faster here.
 SERIES_DEFAULT_BACKEND = "onnx-int8"
 
 
