@@ -89,14 +89,23 @@ def seed_inputs(root: Path) -> list[tuple[str, int, str, np.ndarray]]:
     return out
 
 
-def lits_inputs(root: Path) -> list[tuple[str, int, str, np.ndarray]]:
+def _hu_inputs(patient, view: str, indices: np.ndarray) -> list[tuple[str, int, str, np.ndarray]]:
+    """Slices `indices` of an HU patient as the network sees them (W400/L40, resized)."""
     from TumorApp.analysis.preprocess import to_network_input, window_hu
+
+    return [(patient.name, int(k), view, to_network_input(window_hu(patient.images[k]))) for k in indices]
+
+
+def _liver_slices(patient) -> np.ndarray:
+    return np.flatnonzero((patient.labels > 0).any(axis=(1, 2)))
+
+
+# Each source through the training reader at its own size: what training reads is what is calibrated.
+def lits_inputs(root: Path) -> list[tuple[str, int, str, np.ndarray]]:
     from TumorApp.training.dataset import read_lits
 
-    patient = read_lits(root, size=None)  # the training reader: transposed into (slice, y, x)
-    liver = np.flatnonzero((patient.labels > 0).any(axis=(1, 2)))
-    return [("lits-117", int(k), "crop", to_network_input(window_hu(patient.images[k])))
-            for k in _evenly(liver, LITS)]
+    patient = read_lits(root, size=None)  # transposed into (slice, y, x)
+    return _hu_inputs(patient, "crop", _evenly(_liver_slices(patient), LITS))
 
 
 IRCADB_WHOLE = 12
@@ -104,20 +113,17 @@ MSD_WHOLE = 12
 
 
 def ircadb_inputs(root: Path) -> list[tuple[str, int, str, np.ndarray]]:
-    from TumorApp.analysis.preprocess import to_network_input, window_hu
+    from TumorApp.training.dataset import read_ircadb
 
-    d = np.load(root / "volume.npz")
-    liver = np.flatnonzero((d["label"] > 0).any(axis=(1, 2)))
-    return [(root.name, int(k), "whole", to_network_input(window_hu(d["ct"][k].astype(np.float32))))
-            for k in _evenly(liver, IRCADB_WHOLE)]
+    patient = read_ircadb(root, size=None)
+    return _hu_inputs(patient, "whole", _evenly(_liver_slices(patient), IRCADB_WHOLE))
 
 
 def msd_inputs(root: Path) -> list[tuple[str, int, str, np.ndarray]]:
-    from TumorApp.analysis.preprocess import to_network_input, window_hu
+    from TumorApp.training.dataset import read_msd
 
-    d = np.load(root / "slices.npz")
-    return [("msd-slices", int(k), "whole", to_network_input(window_hu(d["image"][k].astype(np.float32))))
-            for k in _evenly(np.arange(len(d["image"])), MSD_WHOLE)]
+    patient = read_msd(root, size=None)
+    return _hu_inputs(patient, "whole", _evenly(np.arange(len(patient.images)), MSD_WHOLE))
 
 
 def no_inputs(root: Path) -> list:
