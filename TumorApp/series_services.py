@@ -394,8 +394,11 @@ def export_file(job: SeriesJob) -> tuple[bytes, str, str]:
 
     Raises `SeriesJob.DoesNotExist` when the series is deleted meanwhile."""
     path = job.files.get("export") or _make_export(job)
-    with default_storage.open(path, "rb") as f:
-        data = f.read()
+    try:
+        with default_storage.open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError as exc:  # deleted since the row was read
+        raise SeriesJob.DoesNotExist(f"series {job.pk} was deleted") from exc
     if job.kind == "dicom":
         return data, f"series-{job.pk}-segmentation.dcm", "application/dicom"
     return data, f"series-{job.pk}-labels.nii.gz", "application/gzip"

@@ -134,10 +134,8 @@ def series_delete(request, pk: int):
 
 
 def _download(job: SeriesJob) -> HttpResponse:
-    try:
-        data, name, content_type = series_services.export_file(job)
-    except (SeriesJob.DoesNotExist, FileNotFoundError):
-        raise Http404("The series was deleted.")
+    """The export as an attachment; `SeriesJob.DoesNotExist` when the series was deleted meanwhile."""
+    data, name, content_type = series_services.export_file(job)
     response = HttpResponse(data, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
@@ -149,7 +147,10 @@ def series_export(request, pk: int):
     job = _owned(request, pk)
     if job.status != SeriesJob.Status.DONE:
         raise Http404("No result yet.")
-    return _download(job)
+    try:
+        return _download(job)
+    except SeriesJob.DoesNotExist:
+        raise Http404("The series was deleted.")
 
 
 # --- JSON API ------------------------------------------------------------------------------------
@@ -201,5 +202,5 @@ def api_series_export(request, pk: int):
         return error(409, f"The series is {job.status}; the export exists once it is done.")
     try:
         return _download(job)
-    except Http404:
+    except SeriesJob.DoesNotExist:
         return error(404, "No such series (it was deleted).")

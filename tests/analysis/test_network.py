@@ -174,7 +174,7 @@ def test_one_segmenter_per_weights_and_backend():
     assert get_segmenter(backend="onnx-int8") is int8
 
 
-def test_series_default_to_the_int8_graph_slices_to_fp32(monkeypatch):
+def test_series_default_to_the_int8_graph_and_slices_to_fp32(monkeypatch):
     from TumorApp.analysis import runtime
     from TumorApp.analysis.volume import analyze_series
 
