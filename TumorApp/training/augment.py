@@ -22,17 +22,16 @@ CLIP_HU_CHANCE = 0.25
 
 
 def display_scale(patient: Patient, idx: int, rng: np.random.Generator | None = None,
-                  image: np.ndarray | None = None) -> np.ndarray:
-    """The slice (or `image`, a changed copy of it) in [0, 1]: a (randomly jittered, if rng)
-    abdominal window for HU, as-is otherwise."""
+                  image: np.ndarray | None = None, window: tuple[float, float] | None = None) -> np.ndarray:
+    """The slice (or `image`, a changed copy of it) in [0, 1]: the HU `window` (center, width;
+    default the contract's), randomly jittered if rng; non-HU images as they are."""
     img = patient.images[idx] if image is None else image
     if not patient.is_hu:
         return img.astype(np.float32)
+    center, width = window or (CONTRACT.window_center, CONTRACT.window_width)
     if rng is None:
-        return window_hu(img)
-    center = CONTRACT.window_center + rng.normal(0.0, 20.0)
-    width = CONTRACT.window_width * rng.uniform(0.7, 1.35)
-    return window_hu(img, center, width)
+        return window_hu(img, center, width)
+    return window_hu(img, center + rng.normal(0.0, 20.0), width * rng.uniform(0.7, 1.35))
 
 
 def liver_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -85,17 +84,19 @@ def clip_like_msd(hu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def sample_view(patient: Patient, idx: int, rng: np.random.Generator, size: int = CONTRACT.input_size,
-                synthetic: float = 0.0):
+                synthetic: float = 0.0, window: tuple[float, float] | None = None,
+                clip_hu_chance: float = CLIP_HU_CHANCE):
     """One augmented (view, targets) pair.  `synthetic`: chance that an HU slice gets synthetic
-    lesions painted into its liver (half that chance when it already shows a real tumour)."""
+    lesions painted into its liver (half that chance when it already shows a real tumour);
+    `window`: the HU window (center, width) before jitter, default the contract's."""
     image, labels = patient.images[idx], patient.labels[idx]
     if patient.is_hu and synthetic > 0:
         chance = synthetic / 2 if (labels == 2).any() else synthetic
         if rng.random() < chance:
             image, labels = insert_lesions(image, labels, patient.spacing_mm, rng)
-    if patient.is_hu and not patient.clipped_hu and rng.random() < CLIP_HU_CHANCE:
+    if patient.is_hu and not patient.clipped_hu and rng.random() < clip_hu_chance:
         image = clip_like_msd(image, rng)
-    img = display_scale(patient, idx, rng, image)
+    img = display_scale(patient, idx, rng, image, window)
     full = (0.0, 0.0, float(img.shape[1]), float(img.shape[0]))
     box = liver_box(labels > 0)
     if box is not None and (not patient.full_field or rng.random() < 0.5):

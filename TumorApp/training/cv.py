@@ -98,15 +98,18 @@ def _stage(tumour: np.ndarray, liver: np.ndarray, spacing: tuple[float, float]):
 
 
 def evaluate_patients(patients: list[Patient], segmenter, *, thresholds=(CONTRACT.tumor_threshold,),
-                      batch_size: int = 16) -> dict[float, list[SliceResult]]:
+                      batch_size: int = 16, window: tuple[float, float] | None = None
+                      ) -> dict[float, list[SliceResult]]:
     """Every slice of `patients` (native size) through segment -> clean -> measure -> stage, for
-    each tumour threshold (the network runs once; only post-processing repeats)."""
+    each tumour threshold (the network runs once; only post-processing repeats).  `window`: the
+    HU window the network was trained with (default the contract's)."""
+    window = window or (CONTRACT.window_center, CONTRACT.window_width)
     out: dict[float, list[SliceResult]] = {t: [] for t in thresholds}
     for p in patients:
         spacing = (_spacing(p), _spacing(p))
         for start in range(0, len(p.labels), 64):
             idx = range(start, min(start + 64, len(p.labels)))
-            units = [window_hu(p.images[i]) if p.is_hu else p.images[i].astype(np.float32) for i in idx]
+            units = [window_hu(p.images[i], *window) if p.is_hu else p.images[i].astype(np.float32) for i in idx]
             segs = segment_many(units, segmenter, batch_size=batch_size,
                                 check_mirror=[not p.is_hu] * len(units))
             for i, seg in zip(idx, segs):

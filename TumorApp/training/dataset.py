@@ -1,7 +1,8 @@
 """Read every training source into one shape: slices in [0, 1] display scale or HU, labels 0/1/2/3.
 
-Sources: four whole patients (seed, ircadb-01, ircadb-07, lits-117) and `msd-slices`, a few
-slices each of 118 more patients.  Label 3 (msd-slices) is "liver or tumour, not separated": it
+Sources: four whole patients (seed, ircadb-01, ircadb-07, lits-117), `msd-slices`, a few
+slices each of 118 more patients, and `ircadb-png`, 28 slices of 13 of those patients with
+separate tumour labels.  Label 3 (msd-slices) is "liver or tumour, not separated": it
 teaches the whole liver, and says nothing about tumour inside it (`augment.targets` masks it).
 Every slice carries the id of its patient (`Patient.patient_ids`) so that splits are by patient.
 
@@ -17,9 +18,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-PATIENTS = ("seed", "ircadb-01", "ircadb-07", "lits-117", "msd-slices")  # the sources
+PATIENTS = ("seed", "ircadb-01", "ircadb-07", "lits-117", "msd-slices", "ircadb-png")  # the sources
 UNSEPARATED = 3  # label value: whole liver, tumour not separated from it
 CACHE_SIZE = 256  # slices are stored at this size; the network sees 128x128 views of them
+# The cache stores HU as uint8 in 2 HU steps over -200..310 HU: every window the training uses
+# (W400/L40 and 0..255 HU, with their jitter) lies inside, and the cache is small enough to
+# travel to a lent GPU machine with the repository.
+CACHE_HU_LOW, CACHE_HU_STEP = -200.0, 2.0
 
 
 @dataclass
@@ -106,8 +111,26 @@ def read_lits(root: Path, size: int | None = CACHE_SIZE) -> Patient:
                    is_hu=True, full_field=False, spacing_mm=float("nan"))
 
 
+def read_ircadb_png(root: Path, size: int | None = CACHE_SIZE) -> Patient:
+    """ircadb-png: 512 px 8-bit slices of 13 3D-IRCADb patients, grey min-max scaled per slice.
+
+    Grey is mapped to HU as `8 * grey - 1024` (right for most slices, its README says; wrong for
+    patient 3's metal), so the slices go through the same window as every HU input.  Each
+    slice carries the msd-slices patient id of the same IRCADb patient, so splits keep them
+    together."""
+    d = np.load(root / "slices.npz")
+    hu = d["image"].astype(np.float32) * 8.0 - 1024.0
+    msd = np.load(root.parent / "msd-slices" / "slices.npz")
+    volume_of = {int(i): int(v) for i, v in zip(msd["ircadb_patient"], msd["volume"]) if i}
+    ids = np.array([f"msd-{volume_of[int(n)]}" if int(n) in volume_of else f"ircadb-{int(n):02d}"
+                    for n in d["patient"]], dtype=object)
+    spacing = 0.75 * 512 / (size or 512)  # IRCADb in-plane spacing is about 0.6-0.9 mm
+    return Patient("ircadb-png", _resize_stack(hu, size, False), _resize_stack(d["label"].astype(np.uint8), size, True),
+                   is_hu=True, full_field=True, spacing_mm=spacing, patient_ids=ids)
+
+
 READERS = {"seed": read_seed, "ircadb-01": read_ircadb, "ircadb-07": read_ircadb, "lits-117": read_lits,
-           "msd-slices": read_msd}
+           "msd-slices": read_msd, "ircadb-png": read_ircadb_png}
 
 
 def load_patients(data_dir: Path | str, names=PATIENTS, cache: Path | str | None = None,
@@ -119,6 +142,8 @@ def load_patients(data_dir: Path | str, names=PATIENTS, cache: Path | str | None
         for n in (n for n in names if f"{n}/is_hu" in d):  # the sources the cache holds
             is_hu = bool(d[f"{n}/is_hu"])
             images = d[f"{n}/images"].astype(np.float32)
+            if is_hu:
+                images = images * CACHE_HU_STEP + CACHE_HU_LOW
             ids = d[f"{n}/patient_ids"].astype(object) if f"{n}/patient_ids" in d else None
             out.append(Patient(n, images if is_hu else images / 255.0, d[f"{n}/labels"], is_hu,
                                bool(d[f"{n}/full_field"]), float(d[f"{n}/spacing"]), ids,
@@ -131,7 +156,11 @@ def load_patients(data_dir: Path | str, names=PATIENTS, cache: Path | str | None
 def save_cache(patients: list[Patient], path: Path | str) -> None:
     arrays = {}
     for p in patients:
-        images = p.images.astype(np.int16) if p.is_hu else np.round(p.images * 255).astype(np.uint8)
+        if p.is_hu:
+            images = np.round((np.clip(p.images, CACHE_HU_LOW, CACHE_HU_LOW + 255 * CACHE_HU_STEP) - CACHE_HU_LOW)
+                              / CACHE_HU_STEP).astype(np.uint8)
+        else:
+            images = np.round(p.images * 255).astype(np.uint8)
         arrays.update({f"{p.name}/images": images, f"{p.name}/labels": p.labels,
                        f"{p.name}/is_hu": p.is_hu, f"{p.name}/full_field": p.full_field,
                        f"{p.name}/spacing": p.spacing_mm, f"{p.name}/clipped_hu": p.clipped_hu,

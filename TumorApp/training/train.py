@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from ..analysis.config import CONTRACT
-from .augment import sample_view, slice_weights
+from .augment import CLIP_HU_CHANCE, sample_view, slice_weights
 from .dataset import PATIENTS, all_patient_ids, load_patients, without
 
 TUMOUR_LOSS_WEIGHT = 2.0  # the tumour term counts double: it is the small, hard class
@@ -26,7 +28,8 @@ TVERSKY_FP, TVERSKY_FN = 0.3, 0.7
 VIEWS_PER_TASK = 64  # views a worker process makes per task: few tasks, and the pool balances them
 # How often each source is drawn (normalised over the sources present).  msd-slices has the most
 # patients but mostly unseparated labels; ircadb-07 is the only whole tumour-free patient.
-SOURCE_SHARES = {"seed": 0.2, "ircadb-01": 0.2, "ircadb-07": 0.15, "lits-117": 0.15, "msd-slices": 0.3}
+SOURCE_SHARES = {"seed": 0.2, "ircadb-01": 0.2, "ircadb-07": 0.15, "lits-117": 0.15, "msd-slices": 0.3,
+                 "ircadb-png": 0.05}
 LOSS_NAME = (f"liver: soft Dice + BCE; tumour (x{TUMOUR_LOSS_WEIGHT}): Tversky "
              f"(FP {TVERSKY_FP}, FN {TVERSKY_FN}) + BCE, both masked to pixels whose tumour label is known")
 
@@ -70,53 +73,106 @@ def _channel_dice(channel: int, name: str):
     return metric
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """What a training run varies, as data (recorded in the weights' metadata)."""
+
+    window: tuple[float, float] = (CONTRACT.window_center, CONTRACT.window_width)  # HU (center, width)
+    sampling: str = "source"        # "source": by SOURCE_SHARES; "patient": by patient (PATIENT_POWER); "mixed"
+    normal_parenchyma: bool = False  # label-3 parenchyma that is surely not tumour -> label 1 (pseudolabels.py)
+    learning_rate: float = 1e-4
+    cosine: bool = False            # decay the rate to 5 % over the run (epochs or max_seconds)
+    clip_hu_chance: float = CLIP_HU_CHANCE
+    synthetic_lesions: float = 0.0
+
+
+# With sampling="patient" a patient is drawn with weight (its slices) ** PATIENT_POWER: the 118
+# patients of msd-slices (about 5 slices each) then outweigh the four whole patients about 4 to 1,
+# while a whole patient's many slices still count for more than one msd patient's few.
+PATIENT_POWER = 0.5
+
+
 def source_shares(patients) -> np.ndarray:
     shares = np.array([SOURCE_SHARES.get(p.name, 0.2) for p in patients], dtype=float)
     return shares / shares.sum()
 
 
-def _views(patients, picks, synthetic: float = 0.0):
-    """The views for a list of (source index, seed) picks."""
-    weights = [slice_weights(p) for p in patients]
-    views = []
-    for pi, s in picks:
-        r = np.random.default_rng(s)
-        views.append(sample_view(patients[pi], int(r.choice(len(weights[pi]), p=weights[pi])), r,
-                                 synthetic=synthetic))
+def slice_distribution(patients, sampling: str = "source") -> list[np.ndarray]:
+    """Per source, the probability of drawing each of its slices (all sources together sum to 1)."""
+    within = [slice_weights(p) for p in patients]
+    if sampling == "source":
+        return [share * w for share, w in zip(source_shares(patients), within)]
+    if sampling == "mixed":  # half the views each way: patients count, tumour slices stay frequent
+        return [(a + b) / 2 for a, b in zip(slice_distribution(patients, "source"),
+                                            slice_distribution(patients, "patient"))]
+    if sampling != "patient":
+        raise ValueError(f"unknown sampling {sampling!r}")
+    counts: dict[str, int] = {}
+    for p in patients:
+        for pid in p.patient_ids:
+            counts[str(pid)] = counts.get(str(pid), 0) + 1
+    total = sum(c ** PATIENT_POWER for c in counts.values())
+    out = []
+    for p, w in zip(patients, within):
+        ids = np.array([str(i) for i in p.patient_ids])
+        probs = np.zeros(len(w))
+        for pid in np.unique(ids):
+            mine = ids == pid
+            # this patient's share, split over its slices in this source as slice_weights says
+            share = counts[pid] ** PATIENT_POWER / total * mine.sum() / counts[pid]
+            inside = w[mine] if w[mine].sum() > 0 else np.ones(mine.sum())
+            probs[mine] = share * inside / inside.sum()
+        out.append(probs)
+    return out
+
+
+def _views(patients, picks, recipe: Recipe = Recipe()):
+    """The views for a list of (source index, slice index, seed) picks."""
+    views = [sample_view(patients[pi], si, np.random.default_rng(s), synthetic=recipe.synthetic_lesions,
+                         window=recipe.window, clip_hu_chance=recipe.clip_hu_chance) for pi, si, s in picks]
     return np.stack([v[0] for v in views])[..., None], np.stack([v[1] for v in views])
 
 
-def load_sources(data: str, names, cache: str | None, excluded=(), corrections=()) -> list:
+def load_sources(data: str, names, cache: str | None, excluded=(), corrections=(),
+                 normal_parenchyma: bool = False) -> list:
     """The training sources: `names` from ../shared/data (or the cache), plus folders written by
-    `manage.py export_corrections`, less the `excluded` patient ids."""
+    `manage.py export_corrections`, less the `excluded` patient ids; with `normal_parenchyma`,
+    label 3's surely-normal parenchyma relabelled (pseudolabels.py)."""
     from .corrections import read_corrections
+    from .pseudolabels import with_normal_parenchyma
 
     patients = load_patients(data, names, cache=cache)
     for folder in corrections:
         patients += read_corrections(folder)
-    return without(patients, set(excluded))
+    patients = without(patients, set(excluded))
+    return [with_normal_parenchyma(p) for p in patients] if normal_parenchyma else patients
 
 
 @lru_cache(maxsize=2)
 def _cached_patients(data: str, names: tuple[str, ...], cache: str | None, excluded: tuple[str, ...] = (),
-                     corrections: tuple[str, ...] = ()):
-    return load_sources(data, names, cache, excluded, corrections)
+                     corrections: tuple[str, ...] = (), normal_parenchyma: bool = False):
+    return load_sources(data, names, cache, excluded, corrections, normal_parenchyma)
 
 
-def _views_in_worker(data, names, cache, excluded, corrections, synthetic, picks):
-    return _views(_cached_patients(data, names, cache, excluded, corrections), picks, synthetic)
+def _views_in_worker(data, names, cache, excluded, corrections, recipe, picks):
+    return _views(_cached_patients(data, names, cache, excluded, corrections, recipe.normal_parenchyma),
+                  picks, recipe)
 
 
-def make_epoch(patients, n: int, seed: int, pool=None, source=None, synthetic: float = 0.0):
-    """n random views; with a process pool (and `source` = (data, names, cache, excluded)) spread
-    over its workers.  Sources are drawn by `SOURCE_SHARES`."""
+def make_epoch(patients, n: int, seed: int, pool=None, source=None, recipe: Recipe = Recipe()):
+    """n random views; with a process pool (and `source` = (data, names, cache, excluded,
+    corrections)) spread over its workers.  Slices are drawn as `recipe.sampling` says."""
     rng = np.random.default_rng(seed)
-    shares = source_shares(patients)
-    picks = [(int(rng.choice(len(patients), p=shares)), int(rng.integers(2**31))) for _ in range(n)]
+    probs = slice_distribution(patients, recipe.sampling)
+    flat = np.concatenate(probs)
+    owner = np.concatenate([np.full(len(pr), i) for i, pr in enumerate(probs)])
+    local = np.concatenate([np.arange(len(pr)) for pr in probs])
+    drawn = rng.choice(len(flat), size=n, p=flat / flat.sum())
+    picks = [(int(owner[j]), int(local[j]), int(rng.integers(2**31))) for j in drawn]
     if pool is None:
-        return _views(patients, picks, synthetic)
+        return _views(patients, picks, recipe)
     chunks = [picks[i:i + VIEWS_PER_TASK] for i in range(0, len(picks), VIEWS_PER_TASK)]
-    parts = list(pool.map(_views_in_worker, *zip(*[(*source, synthetic, c) for c in chunks])))
+    parts = list(pool.map(_views_in_worker, *zip(*[(*source, recipe, c) for c in chunks])))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -164,10 +220,13 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
           cache: str | None = None, weights_name: str = "cnn_weights.hdf5",
           init_weights: str | None = None, max_seconds: float | None = None, verbose: int = 1,
           workers: int = 0, synthetic_lesions: float = 0.0, exclude_ids: list[str] | None = None,
-          corrections: list[str] | None = None, progress=None) -> dict:
+          corrections: list[str] | None = None, progress=None, recipe: Recipe | None = None,
+          weights_hook=None) -> dict:
     """Train on every patient of ../shared/data except the `holdout` sources and the
     `exclude_ids` patients (e.g. a cross-validation fold), plus the `corrections` folders
-    (`manage.py export_corrections`); `progress(epoch, epochs, logs)` is called after each epoch."""
+    (`manage.py export_corrections`); `progress(epoch, epochs, logs)` is called after each epoch.
+    `recipe` says what varies (window, sampling, pseudo-labels, learning rate); `weights_hook(model)`
+    is called before the weights are written (e.g. to keep a copy elsewhere)."""
     import keras
 
     from ..analysis.network import build_unet, load_weights, metadata_path, save_weights
@@ -177,7 +236,10 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
     names = [n for n in PATIENTS if n not in holdout]
     excluded = tuple(sorted(exclude_ids or []))
     corrections = tuple(str(c) for c in corrections or [])
-    patients = load_sources(data, names, cache, excluded, corrections)
+    recipe = recipe or Recipe()
+    if synthetic_lesions:
+        recipe = replace(recipe, synthetic_lesions=synthetic_lesions)
+    patients = load_sources(data, names, cache, excluded, corrections, recipe.normal_parenchyma)
     names = [p.name for p in patients if p.name in PATIENTS]
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -185,7 +247,7 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
     model = build_unet()
     if init_weights:
         load_weights(model, ensure_base_weights(init_weights))
-    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=combined_loss,
+    model.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate), loss=combined_loss,
                   metrics=[_channel_dice(0, "liver_dice"), _channel_dice(1, "tumour_dice")])
     history = {"loss": [], "liver_dice": [], "tumour_dice": []}
     started = time.time()
@@ -195,13 +257,18 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
             if workers > 1 else None)
     source = (data, tuple(names), cache, excluded, corrections)
     with ThreadPoolExecutor(1) as prefetch:
-        upcoming = prefetch.submit(make_epoch, patients, samples_per_epoch, seed, pool, source,
-                                   synthetic_lesions)
+        upcoming = prefetch.submit(make_epoch, patients, samples_per_epoch, seed, pool, source, recipe)
         for epoch in range(epochs):
             x, y = upcoming.result()
             if epoch + 1 < epochs:
                 upcoming = prefetch.submit(make_epoch, patients, samples_per_epoch, seed + epoch + 1,
-                                           pool, source, synthetic_lesions)
+                                           pool, source, recipe)
+            if recipe.cosine:
+                done = epoch / epochs
+                if max_seconds:
+                    done = max(done, (time.time() - started) / max_seconds)
+                model.optimizer.learning_rate.assign(
+                    recipe.learning_rate * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(done, 1.0)))))
             h = model.fit(x, y, batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch,
                           shuffle=True, verbose=verbose)
             for key in history:
@@ -213,14 +280,17 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
     seconds = time.time() - started
     if pool:
         pool.shutdown(cancel_futures=True)
+    if weights_hook:
+        weights_hook(model)
     save_weights(model, out_dir / weights_name)
     meta = {
         "trained_on": names, "held_out": holdout, "excluded_patients": list(excluded),
         "corrections": list(corrections),
         "trained_on_patients": all_patient_ids(patients), "epochs": len(history["loss"]),
         "samples_per_epoch": samples_per_epoch, "batch_size": batch_size, "seed": seed,
-        "optimizer": "Adam 1e-4", "loss": LOSS_NAME, "source_shares": SOURCE_SHARES,
-        "synthetic_lesions": synthetic_lesions, "init_weights": str(init_weights) if init_weights else None,
+        "optimizer": f"Adam {recipe.learning_rate:g}" + (", cosine to 5 %" if recipe.cosine else ""),
+        "loss": LOSS_NAME, "source_shares": SOURCE_SHARES, "recipe": asdict(recipe),
+        "input_window": list(recipe.window), "synthetic_lesions": recipe.synthetic_lesions, "init_weights": str(init_weights) if init_weights else None,
         "input_size": CONTRACT.input_size, "backend": keras.backend.backend(),
         "train_seconds": round(seconds, 1), "history": history,
     }
