@@ -17,9 +17,15 @@ BASE_WEIGHTS_COMMIT = "c9c2f36bfbd82f4b663a5ea4adfd5a3fd1458956"
 class Contract:
     # Network input: one channel, square, values in [0, 1].
     input_size: int = 128
-    # Display window applied to Hounsfield units before the network (abdominal W400/L40).
-    window_center: float = 40.0
-    window_width: float = 400.0
+    # Window applied to Hounsfield units before the network: 0..255 HU, the look the 118 patients
+    # of msd-slices come in, so every HU source looks alike to it (chosen by the patient-grouped
+    # CV; model card).  Soft tissue, liver and hypodense lesions all lie inside it.
+    window_center: float = 127.5
+    window_width: float = 255.0
+    # The window HU slices are shown in, and that 8-bit pictures are assumed to show (abdominal
+    # W400/L40): a picture's grey is mapped back to HU through it before the network's window.
+    display_window_center: float = 40.0
+    display_window_width: float = 400.0
     # Output channels of the network, in order.
     channels: tuple[str, ...] = ("liver", "tumor")
     # Probability above which a pixel belongs to the liver / a tumour.

@@ -21,7 +21,7 @@ from .loading import CTSlice, load
 from .measure import Lesion, measure_lesions
 from .plausibility import check
 from .postprocess import clean
-from .preprocess import to_uint8, to_unit
+from .preprocess import network_unit, to_uint8, to_unit
 from .segment import Segmentation, SegmenterLike, segment_many
 from .staging import INCONCLUSIVE, NO_TUMOR, stage
 
@@ -117,7 +117,7 @@ def analyze(data: Source, *, filename: str = "", pixel_spacing: float | None = N
     _refuse_impossible_spacing(ct)
     warnings = check(ct).warnings
     unit = to_unit(ct)
-    seg = segment_many([unit], segmenter or _default_segmenter(), second_pass=second_pass,
+    seg = segment_many([network_unit(ct)], segmenter or _default_segmenter(), second_pass=second_pass,
                        check_mirror=[_may_be_mirrored(ct)])[0]
     return _finish(ct, unit, seg, spacing_user, render_images, warnings)
 
@@ -151,7 +151,7 @@ def analyze_many(items: Iterable[Source], *, pixel_spacing: float | None = None,
             loaded.append((i, ct, to_unit(ct)))
         if loaded and model is None:  # only load the network when there is something to run
             model = _default_segmenter()
-        segs = segment_many([unit for _, _, unit in loaded], model, second_pass=second_pass,
+        segs = segment_many([network_unit(ct) for _, ct, _ in loaded], model, second_pass=second_pass,
                             batch_size=2 * max(1, batch_size),
                             check_mirror=[_may_be_mirrored(ct) for _, ct, _ in loaded])
         for (i, ct, unit), seg, warnings in zip(loaded, segs, warned):

@@ -39,7 +39,7 @@ import numpy as np
 
 from .errors import InputError
 from .loading import CTSlice
-from .preprocess import window_hu
+from .preprocess import DISPLAY_WINDOW, window_hu
 
 # Refusals.
 MAX_COLOURED_SHARE = 0.10
@@ -83,7 +83,7 @@ class Plausibility:
 
 def measure(ct: CTSlice) -> Plausibility:
     """The statistics and warnings, refusing nothing (`check` refuses; the bench reports these)."""
-    unit = window_hu(ct.pixels) if ct.is_hu else np.clip(ct.pixels, 0, 1).astype(np.float32)
+    unit = window_hu(ct.pixels, *DISPLAY_WINDOW) if ct.is_hu else np.clip(ct.pixels, 0, 1).astype(np.float32)
     small = _shrink(unit)
     low, high = np.percentile(small, [1, 99])
     air_share, body, dark_air = _body(small)

@@ -1,7 +1,7 @@
 """Turn a loaded slice into network input: window/normalise to [0, 1], square, resize; and back.
 
 These functions are the single definition of the network's input convention; training imports
-them (`window_hu`, `display_to_unit`, `to_network_input`, `from_network_output`) so that what the
+them (`window_hu`, `display_to_network`, `to_network_input`, `from_network_output`) so that what the
 network sees at inference is what it saw in training.
 """
 from __future__ import annotations
@@ -15,9 +15,12 @@ from .loading import CTSlice
 
 def window_hu(hu: np.ndarray, center: float = CONTRACT.window_center,
               width: float = CONTRACT.window_width) -> np.ndarray:
-    """Hounsfield units -> [0, 1] through a display window (abdominal W400/L40 by default)."""
+    """Hounsfield units -> [0, 1] through a window (the network's by default)."""
     low = center - width / 2.0
     return ((np.clip(np.asarray(hu, dtype=np.float32), low, low + width) - low) / width).astype(np.float32)
+
+
+DISPLAY_WINDOW = (CONTRACT.display_window_center, CONTRACT.display_window_width)
 
 
 def display_to_unit(image: np.ndarray) -> np.ndarray:
@@ -25,11 +28,26 @@ def display_to_unit(image: np.ndarray) -> np.ndarray:
     return (np.asarray(image, dtype=np.float32) / 255.0).astype(np.float32)
 
 
+def display_to_network(unit: np.ndarray, center: float = CONTRACT.window_center,
+                       width: float = CONTRACT.window_width) -> np.ndarray:
+    """A picture's [0, 1] grey -> the network's window, reading the grey as the display window's HU."""
+    low = CONTRACT.display_window_center - CONTRACT.display_window_width / 2.0
+    hu = low + np.clip(np.asarray(unit, dtype=np.float32), 0.0, 1.0) * CONTRACT.display_window_width
+    return window_hu(hu, center, width)
+
+
 def to_unit(ct: CTSlice) -> np.ndarray:
-    """A loaded slice -> float32 [0, 1] in the input's own pixel grid."""
+    """A loaded slice -> float32 [0, 1] for display (HU through W400/L40), in its own pixel grid."""
+    if ct.is_hu:
+        return window_hu(ct.pixels, *DISPLAY_WINDOW)
+    return np.clip(ct.pixels, 0.0, 1.0).astype(np.float32)
+
+
+def network_unit(ct: CTSlice) -> np.ndarray:
+    """A loaded slice -> float32 [0, 1] as the network takes it (its window), in its own pixel grid."""
     if ct.is_hu:
         return window_hu(ct.pixels)
-    return np.clip(ct.pixels, 0.0, 1.0).astype(np.float32)
+    return display_to_network(ct.pixels)
 
 
 def pad_to_square(image: np.ndarray, value: float = 0.0) -> tuple[np.ndarray, tuple[int, int]]:

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from ..analysis.config import CONTRACT
-from ..analysis.preprocess import window_hu
+from ..analysis.preprocess import display_to_network, window_hu
 from .dataset import UNSEPARATED, Patient
 from .lesions import insert_lesions
 
@@ -23,15 +23,16 @@ CLIP_HU_CHANCE = 0.25
 
 def display_scale(patient: Patient, idx: int, rng: np.random.Generator | None = None,
                   image: np.ndarray | None = None, window: tuple[float, float] | None = None) -> np.ndarray:
-    """The slice (or `image`, a changed copy of it) in [0, 1]: the HU `window` (center, width;
-    default the contract's), randomly jittered if rng; non-HU images as they are."""
+    """The slice (or `image`, a changed copy of it) in [0, 1] through the network's `window`
+    (center, width; default the contract's), randomly jittered if rng; pictures (not HU) are read
+    as display-window HU first, as `preprocess.network_unit` does at inference."""
     img = patient.images[idx] if image is None else image
-    if not patient.is_hu:
-        return img.astype(np.float32)
     center, width = window or (CONTRACT.window_center, CONTRACT.window_width)
-    if rng is None:
-        return window_hu(img, center, width)
-    return window_hu(img, center + rng.normal(0.0, 20.0), width * rng.uniform(0.7, 1.35))
+    if rng is not None:
+        center, width = center + rng.normal(0.0, 20.0), width * rng.uniform(0.7, 1.35)
+    if not patient.is_hu:  # a picture: its grey read as display-window HU, as at inference
+        return display_to_network(img, center, width)
+    return window_hu(img, center, width)
 
 
 def liver_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:

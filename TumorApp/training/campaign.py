@@ -25,20 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .train import Recipe
+from .train import RECIPES
 
-# The recipes compared.  "source" is the shipped recipe of the last round (W400/L40, sources drawn
-# by fixed shares); "unified" puts every HU input in the 0..255 HU window msd-slices already have,
-# draws half its views by patient, and labels the surely-normal parenchyma of label 3 (pseudolabels.py);
-# "unified-synthetic" adds synthetic lesions.
-RECIPES = {
-    "source": Recipe(learning_rate=2e-4, cosine=True),
-    "unified": Recipe(window=(127.5, 255.0), sampling="mixed", normal_parenchyma=True,
-                      learning_rate=2e-4, cosine=True, clip_hu_chance=0.5),
-    # the same with synthetic lesions painted into a fifth of the HU slices (lesions.py)
-    "unified-synthetic": Recipe(window=(127.5, 255.0), sampling="mixed", normal_parenchyma=True,
-                                learning_rate=2e-4, cosine=True, clip_hu_chance=0.5, synthetic_lesions=0.2),
-}
 ALWAYS_TRAIN = frozenset({"seed", "lits-117"})  # a crop and a mangled export: trained on, never measured
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 HIGHER_IS_BETTER = ("tumour_dice", "liver_dice", "sensitivity", "specificity", "stage_agreement")
@@ -148,6 +136,18 @@ def run_all(a) -> None:
                 (out / target).write_bytes(src.read_bytes())
     print(json.dumps({"scores": scores, "chosen": chosen, "wall_seconds": summary["wall_seconds"],
                       "exit_codes": summary["exit_codes"]}))
+
+
+def npz_to_hdf5(npz: Path | str, out: Path | str, meta: dict) -> Path:
+    """Weights sent back as float16 .npz -> the float32 HDF5 the product loads, with metadata."""
+    from ..analysis.network import build_unet, metadata_path, save_weights
+
+    d = np.load(npz)
+    model = build_unet()
+    model.set_weights([d[f"arr_{i}"].astype(np.float32) for i in range(len(d.files))])
+    save_weights(model, out)
+    metadata_path(out).write_text(json.dumps(meta, indent=1))
+    return Path(out)
 
 
 def main(argv=None) -> None:

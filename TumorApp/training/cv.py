@@ -17,7 +17,7 @@ import numpy as np
 from ..analysis.config import CONTRACT
 from ..analysis.measure import measure_lesions
 from ..analysis.postprocess import clean, lesion_labels
-from ..analysis.preprocess import window_hu
+from ..analysis.preprocess import display_to_network, window_hu
 from ..analysis.segment import segment_many
 from ..analysis.staging import stage
 from .dataset import UNSEPARATED, Patient, load_patients, without
@@ -109,7 +109,8 @@ def evaluate_patients(patients: list[Patient], segmenter, *, thresholds=(CONTRAC
         spacing = (_spacing(p), _spacing(p))
         for start in range(0, len(p.labels), 64):
             idx = range(start, min(start + 64, len(p.labels)))
-            units = [window_hu(p.images[i], *window) if p.is_hu else p.images[i].astype(np.float32) for i in idx]
+            units = [window_hu(p.images[i], *window) if p.is_hu else display_to_network(p.images[i], *window)
+                     for i in idx]
             segs = segment_many(units, segmenter, batch_size=batch_size,
                                 check_mirror=[not p.is_hu] * len(units))
             for i, seg in zip(idx, segs):

@@ -14,7 +14,7 @@ from ..analysis.config import CONTRACT
 from ..analysis.network import weights_metadata
 from ..analysis.runtime import Segmenter
 from ..analysis.postprocess import clean
-from ..analysis.preprocess import window_hu
+from ..analysis.preprocess import display_to_network, window_hu
 from ..analysis.segment import segment_many
 from .dataset import load_patients
 from .metrics import summarise
@@ -38,7 +38,7 @@ def evaluate(data: str | Path, holdout: str, weights: str | Path, *, second_pass
     """Slice-level figures of `weights` on every stored slice of the held-out patient, at native size."""
     meta = check_held_out(Path(weights), holdout)
     patient = load_patients(data, [holdout], size=None)[0]
-    units = [window_hu(s) if patient.is_hu else s.astype(np.float32) for s in patient.images]
+    units = [window_hu(s) if patient.is_hu else display_to_network(s) for s in patient.images]
     spacing = patient.spacing_mm if np.isfinite(patient.spacing_mm) else CONTRACT.assumed_spacing_mm
     segs = segment_many(units, Segmenter(weights), second_pass=second_pass, batch_size=batch_size,
                         check_mirror=[not patient.is_hu] * len(units))

@@ -86,6 +86,20 @@ class Recipe:
     synthetic_lesions: float = 0.0
 
 
+# The recipes compared.  "source" is the shipped recipe of the last round (W400/L40, sources drawn
+# by fixed shares); "unified" puts every HU input in the 0..255 HU window msd-slices already have,
+# draws half its views by patient, and labels the surely-normal parenchyma of label 3 (pseudolabels.py);
+# "unified-synthetic" adds synthetic lesions.
+RECIPES = {
+    "source": Recipe(learning_rate=2e-4, cosine=True),
+    "unified": Recipe(window=(127.5, 255.0), sampling="mixed", normal_parenchyma=True,
+                      learning_rate=2e-4, cosine=True, clip_hu_chance=0.5),
+    # the same with synthetic lesions painted into a fifth of the HU slices (lesions.py)
+    "unified-synthetic": Recipe(window=(127.5, 255.0), sampling="mixed", normal_parenchyma=True,
+                                learning_rate=2e-4, cosine=True, clip_hu_chance=0.5, synthetic_lesions=0.2),
+}
+DEFAULT_RECIPE = "source"  # the recipe `train` uses when none is named
+
 # With sampling="patient" a patient is drawn with weight (its slices) ** PATIENT_POWER: the 118
 # patients of msd-slices (about 5 slices each) then outweigh the four whole patients about 4 to 1,
 # while a whole patient's many slices still count for more than one msd patient's few.
@@ -198,6 +212,16 @@ def ensure_base_weights(path: Path | str) -> Path:
     return path
 
 
+def _views_before(init_weights) -> int:
+    """Views the initial weights had already been trained on (their metadata's `views_total`)."""
+    from ..analysis.network import weights_metadata
+
+    if not init_weights or not Path(init_weights).is_file():
+        return 0
+    meta = weights_metadata(init_weights)
+    return int(meta.get("views_total", meta.get("epochs", 0) * meta.get("samples_per_epoch", 0)))
+
+
 def plot_curves(history: dict, path: Path) -> None:
     import matplotlib
 
@@ -221,7 +245,7 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
           init_weights: str | None = None, max_seconds: float | None = None, verbose: int = 1,
           workers: int = 0, synthetic_lesions: float = 0.0, exclude_ids: list[str] | None = None,
           corrections: list[str] | None = None, progress=None, recipe: Recipe | None = None,
-          weights_hook=None) -> dict:
+          weights_hook=None, checkpoint: bool = False) -> dict:
     """Train on every patient of ../shared/data except the `holdout` sources and the
     `exclude_ids` patients (e.g. a cross-validation fold), plus the `corrections` folders
     (`manage.py export_corrections`); `progress(epoch, epochs, logs)` is called after each epoch.
@@ -273,6 +297,8 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
                           shuffle=True, verbose=verbose)
             for key in history:
                 history[key].append(float(h.history[key][-1]))
+            if checkpoint:  # survives a killed run: the last finished epoch's weights
+                save_weights(model, out_dir / "checkpoint.hdf5")
             if progress:
                 progress(epoch + 1, epochs, {k: v[-1] for k, v in history.items()})
             if max_seconds and time.time() - started > max_seconds:
@@ -293,6 +319,8 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
         "input_window": list(recipe.window), "synthetic_lesions": recipe.synthetic_lesions, "init_weights": str(init_weights) if init_weights else None,
         "input_size": CONTRACT.input_size, "backend": keras.backend.backend(),
         "train_seconds": round(seconds, 1), "history": history,
+        "views": len(history["loss"]) * samples_per_epoch,
+        "views_total": len(history["loss"]) * samples_per_epoch + _views_before(init_weights),
     }
     stem = Path(weights_name).name.split(".")[0]
     metadata_path(out_dir / weights_name).write_text(json.dumps(meta, indent=1))
@@ -316,10 +344,18 @@ def main(argv=None) -> None:
     p.add_argument("--init-weights", default=None, help="start from these weights (fine-tuning)")
     p.add_argument("--synthetic-lesions", type=float, default=0.0,
                    help="chance that an HU slice gets synthetic lesions (lesions.py)")
+    p.add_argument("--recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES))
+    p.add_argument("--learning-rate", type=float, default=None, help="overrides the recipe's")
+    p.add_argument("--checkpoint", action="store_true", help="write checkpoint.hdf5 after every epoch")
+    p.add_argument("--exclude-patient", action="append", default=[], help="patient id kept out (repeatable)")
     a = p.parse_args(argv)
+    recipe = RECIPES[a.recipe]
+    if a.learning_rate:
+        recipe = replace(recipe, learning_rate=a.learning_rate)
     meta = train(a.data, a.out, a.holdout, a.epochs, a.samples_per_epoch, a.batch_size, a.seed,
                  a.cache, a.weights_name, init_weights=a.init_weights, max_seconds=a.max_seconds,
-                 workers=a.workers, synthetic_lesions=a.synthetic_lesions)
+                 workers=a.workers, synthetic_lesions=a.synthetic_lesions, recipe=recipe,
+                 checkpoint=a.checkpoint, exclude_ids=a.exclude_patient)
     print(json.dumps({k: v for k, v in meta.items() if k != "history"}))
 
 

@@ -12,10 +12,10 @@ What the network sees in the product, prepared by the product's own code:
     uploaded and mirrored into radiological orientation (the first pass runs both), and the
     square liver crop of the second pass (the ground-truth liver's box, with the product's
     margin), each through `to_network_input`;
-  lits-117 (HU, a 128^3 crop around the liver, axis 2 axial): W400/L40 as the product windows
+  lits-117 (HU, a 128^3 crop around the liver, axis 2 axial): the network's window, as the product windows
     HU, i.e. liver-crop views like the second pass's;
   ircadb-07 (a whole HU patient without tumour) and msd-slices (HU clipped to 0..255): whole
-    slices, W400/L40, the full-field HU look most DICOM uploads have;
+    slices, the full-field HU look most DICOM uploads have;
   ircadb-01: none — the tests' DICOM and PNG fixtures are its slices.
 Slices are picked evenly over each patient's liver slices, plus a few seed slices beyond the
 liver (heart, spleen, pelvis), so the choice is the same on every run.  The seed slices the
@@ -55,7 +55,7 @@ def seed_inputs(root: Path) -> list[tuple[str, int, str, np.ndarray]]:
 
     from TumorApp.analysis.config import CONTRACT
     from TumorApp.analysis.loading import load
-    from TumorApp.analysis.preprocess import to_network_input, to_unit
+    from TumorApp.analysis.preprocess import network_unit, to_network_input
     from TumorApp.analysis.segment import _crop_box, _extract
 
     fixtures = {int(m.group(1)) for p in FIXTURES.glob("*seed_*.png")
@@ -75,7 +75,7 @@ def seed_inputs(root: Path) -> list[tuple[str, int, str, np.ndarray]]:
                                                       _evenly(below, SEED_OUTSIDE // 2)])])
     out = []
     for n, view in picks:
-        unit = to_unit(load(root / "images" / f"{n}.png"))  # as uploaded: mirrored
+        unit = network_unit(load(root / "images" / f"{n}.png"))  # as uploaded: mirrored
         oriented = np.ascontiguousarray(unit[:, ::-1])
         if view == "as-uploaded":
             x = to_network_input(unit)
@@ -90,7 +90,7 @@ def seed_inputs(root: Path) -> list[tuple[str, int, str, np.ndarray]]:
 
 
 def _hu_inputs(patient, view: str, indices: np.ndarray) -> list[tuple[str, int, str, np.ndarray]]:
-    """Slices `indices` of an HU patient as the network sees them (W400/L40, resized)."""
+    """Slices `indices` of an HU patient as the network sees them (its window, resized)."""
     from TumorApp.analysis.preprocess import to_network_input, window_hu
 
     return [(patient.name, int(k), view, to_network_input(window_hu(patient.images[k]))) for k in indices]
