@@ -13,6 +13,7 @@ The liver is taken as drawn: no hole filling, no largest-piece rule, no tumour-i
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 
@@ -44,17 +45,24 @@ def mask_from_png(data: bytes, shape: tuple[int, int], name: str) -> np.ndarray:
     if not data.startswith(b"\x89PNG\r\n\x1a\n"):
         raise InputError(f"The {name} mask must be a PNG image.")
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            size = (img.height, img.width)
-            if size != tuple(shape):
-                raise InputError(f"The {name} mask is {img.width}x{img.height} pixels; it must be the "
-                                 f"image's own size, {shape[1]}x{shape[0]}.")
-            if img.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):
-                raise InputError(f"The {name} mask must be an 8-bit PNG (it is {img.mode}).")
-            img.load()
-            grey = np.asarray(img.convert("L"))
+        # PIL refuses a header of over 2 x MAX_IMAGE_PIXELS itself and warns above MAX_IMAGE_PIXELS:
+        # both are a decompression bomb here (a mask is the slice's size), refused before decoding.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                size = (img.height, img.width)
+                if size != tuple(shape):
+                    raise InputError(f"The {name} mask is {img.width}x{img.height} pixels; it must be the "
+                                     f"image's own size, {shape[1]}x{shape[0]}.")
+                if img.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):
+                    raise InputError(f"The {name} mask must be an 8-bit PNG (it is {img.mode}).")
+                img.load()
+                grey = np.asarray(img.convert("L"))
     except InputError:
         raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(f"The {name} mask declares far more pixels than the image has; it must be the "
+                         f"image's own size, {shape[1]}x{shape[0]}.") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError(f"The {name} mask is not a readable PNG image.") from exc
     return grey > 127
