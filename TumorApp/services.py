@@ -259,9 +259,6 @@ def remove_orphan_files(*, older_than_s: float = 3600.0) -> list[str]:
 
 # --- corrected outlines (issue 10) ---------------------------------------------------------------
 
-MIRRORED_NOTE = "looked mirrored"  # part of the pipeline's note when it analysed a slice mirrored
-NO_LIVER_NOTE = "No liver was found on this slice."
-
 
 def _read_stored(path: str) -> bytes:
     with default_storage.open(path, "rb") as f:
@@ -280,6 +277,7 @@ def correct_masks(*, analysis: Analysis, user, liver_png: bytes, tumor_png: byte
     from TumorApp.analysis.correct import (MASK_IMAGES, mask_from_png, mask_png, masks_from_mask_image,
                                            recompute)
     from TumorApp.analysis.loading import load
+    from TumorApp.analysis.pipeline import segmentation_notes
 
     ct = load(_read_stored(analysis.upload.name), filename=analysis.original_name)
     liver = mask_from_png(liver_png, ct.shape, "liver")
@@ -305,10 +303,13 @@ def correct_masks(*, analysis: Analysis, user, liver_png: bytes, tumor_png: byte
                     tumor_mask=save(f"{folder}/v0/tumor.png", mask_png(model_tumor)),
                     result=locked.result, notes=locked.notes, images=locked.images)
             spacing = model.result.get("pixel_spacing_mm") or [0.75, 0.75]
-            carried = tuple(n for n in model.notes if n != NO_LIVER_NOTE)
+            # The network's notes about the input carry over; its notes about its own outline
+            # (no liver, mirrored) give way to the corrected outline's.
+            mirrored = bool(model.result.get("mirrored"))
+            own = segmentation_notes(liver_found=not model.result.get("inconclusive"), mirrored=mirrored)
             result = recompute(ct, liver, tumor, spacing_mm=(spacing[0], spacing[1]),
                                spacing_source=model.result.get("spacing_source", locked.spacing_source),
-                               mirrored=any(MIRRORED_NOTE in n for n in model.notes), notes=carried)
+                               mirrored=mirrored, notes=tuple(n for n in model.notes if n not in own))
             number = locked.mask_versions.order_by("-number").values_list("number", flat=True).first() + 1
             prefix = f"{folder}/v{number}"
             images = dict(model.images)
