@@ -66,3 +66,29 @@ def _file(name: str, data: bytes) -> io.BytesIO:
     f = io.BytesIO(data)
     f.name = f"{name}.png"
     return f
+
+
+def test_versions_beyond_the_cap_are_removed_oldest_first_but_never_version_0(
+        auth_client, user, settings, media_root, django_capture_on_commit_callbacks):
+    settings.MASK_VERSIONS_KEPT = 3
+    analysis = make_analysis(user, DICOM)
+    liver, tumor = model_masks(auth_client, analysis.pk)
+    for _ in range(4):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert put(auth_client, analysis.pk, liver=png(liver), tumor=png(tumor)).status_code == 200
+
+    analysis.refresh_from_db()
+    versions = list(analysis.mask_versions.order_by("number"))
+    assert [v.number for v in versions] == [0, 3, 4]
+    assert list(AuditEvent.objects.filter(action="correct").order_by("id").values_list("detail", flat=True)) == [
+        "version 1", "version 2", "version 3; removed version(s) 1", "version 4; removed version(s) 2"]
+    # The removed versions' files are gone; every file a kept version or the row names is there.
+    stored = {p.relative_to(media_root).as_posix() for p in stored_files(media_root)}
+    assert not [p for p in stored if "/v1/" in p or "/v2/" in p]
+    named = {p for v in versions for p in v.paths()} | set(analysis.images.values())
+    assert named <= stored and analysis.images == versions[-1].images
+    # The editor, the page and the API still find the network's and the latest outline.
+    assert np.array_equal(model_masks(auth_client, analysis.pk)[0], liver)
+    body = auth_client.get(f"/api/analyses/{analysis.pk}/").json()
+    assert body["version"] == 4 and body["model_result"] == versions[0].result
+    assert auth_client.get(f"/analyses/{analysis.pk}/").status_code == 200
