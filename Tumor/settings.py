@@ -107,8 +107,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
         "COLLATION": "utf8mb4_unicode_ci",
     }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several waitress threads write: wait for the lock instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20})
+    # Several waitress threads write: wait up to 20 s for the lock instead of failing at once. A
+    # transaction takes the write lock when it begins (IMMEDIATE): one that read first and then
+    # wrote would get "database is locked" at once, as SQLite cannot wait there without deadlock.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     _sqlite = DATABASES["default"]["NAME"]
     if _sqlite and _sqlite != ":memory:" and not str(_sqlite).startswith("file:"):

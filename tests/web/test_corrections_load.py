@@ -3,17 +3,20 @@ versions are capped."""
 from __future__ import annotations
 
 import io
+import sqlite3
 import sys
+import threading
 
 import numpy as np
 import pytest
+from django.db import connection, connections
 from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
 from TumorApp.models import AuditEvent, MaskVersion
 from TumorApp.tokens import create_token
 
-from .helpers import DICOM, FIXTURES, make_analysis, stored_files
+from .helpers import DICOM, FIXTURES, PNG_TUMOR, make_analysis, stored_files
 from .test_corrections import model_masks, png, put, url
 
 sys.path.insert(0, str(FIXTURES / "bad"))
@@ -92,3 +95,85 @@ def test_versions_beyond_the_cap_are_removed_oldest_first_but_never_version_0(
     body = auth_client.get(f"/api/analyses/{analysis.pk}/").json()
     assert body["version"] == 4 and body["model_result"] == versions[0].result
     assert auth_client.get(f"/analyses/{analysis.pk}/").status_code == 200
+
+
+# --- concurrent saves ----------------------------------------------------------------------------
+
+@pytest.fixture
+def database_for_threads(transactional_db, tmp_path):
+    """A test database that threads reach through their own connections, as a server's threads do.
+
+    MySQL/MariaDB: the test database as it is. SQLite: the in-memory test database shares one
+    cache between connections, where a lock is refused at once instead of waited for; so this
+    test runs on a copy of it in a file, the way the app runs on SQLite.
+    """
+    if connection.vendor != "sqlite":
+        yield
+        return
+    path = tmp_path / "db.sqlite3"
+    connection.ensure_connection()
+    with sqlite3.connect(path) as copy:
+        connection.connection.backup(copy)
+    copy.close()
+    in_memory = connections.settings["default"]
+    connections.settings["default"] = {**in_memory, "NAME": str(path)}
+    original = connections["default"]
+    connections["default"] = connections.create_connection("default")
+    try:
+        yield
+    finally:
+        connections["default"].close()
+        connections["default"] = original
+        connections.settings["default"] = in_memory
+
+
+def _save_all(clients_and_analyses, masks) -> list:
+    """One thread per (client, analysis); all PUT at the same moment. Returns the responses."""
+    barrier = threading.Barrier(len(clients_and_analyses))
+    responses: list = [None] * len(clients_and_analyses)
+
+    def save(i: int, client: Client, pk: int) -> None:
+        try:
+            barrier.wait()
+            responses[i] = put(client, pk, liver=png(masks[pk][0]), tumor=png(masks[pk][1]))
+        finally:
+            connections.close_all()  # this thread's connection
+
+    threads = [threading.Thread(target=save, args=(i, c, pk)) for i, (c, pk) in enumerate(clients_and_analyses)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    return responses
+
+
+def _logged_in(user) -> Client:
+    client = Client(raise_request_exception=False)  # a failed save shows as its status (503), not a raise
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.slow
+def test_twenty_concurrent_saves_all_succeed_on_one_analysis_and_on_two_users(database_for_threads,
+                                                                              django_user_model):
+    alice = django_user_model.objects.create_user("alice", password="Liver-Scan-Review-42")
+    bob = django_user_model.objects.create_user("bob", password="Liver-Scan-Review-42")
+    shared, hers, his = make_analysis(alice, DICOM), make_analysis(alice, PNG_TUMOR), make_analysis(bob, DICOM)
+    masks = {a.pk: model_masks(_logged_in(a.owner), a.pk) for a in (shared, hers, his)}
+
+    # Twenty saves of one analysis, each from its own client (the cap keeps version 0 and 19 more).
+    responses = _save_all([(_logged_in(alice), shared.pk) for _ in range(20)], masks)
+    assert [r.status_code for r in responses] == [200] * 20, [r.content[:300] for r in responses if r.status_code != 200]
+    saved = AuditEvent.objects.filter(action="correct", analysis_id=shared.pk).values_list("detail", flat=True)
+    assert sorted(int(d.split(";")[0].split()[1]) for d in saved) == list(range(1, 21))
+    assert list(shared.mask_versions.order_by("number").values_list("number", flat=True)) == [0, *range(2, 21)]
+    shared.refresh_from_db()
+    assert shared.result == shared.mask_versions.get(number=20).result
+
+    # Two users, ten saves each, at the same moment.
+    responses = _save_all([(_logged_in(alice), hers.pk) for _ in range(10)] +
+                          [(_logged_in(bob), his.pk) for _ in range(10)], masks)
+    assert [r.status_code for r in responses] == [200] * 20, [r.content[:300] for r in responses if r.status_code != 200]
+    for analysis in (hers, his):
+        assert list(analysis.mask_versions.order_by("number").values_list("number", flat=True)) == list(range(11))
+    assert AuditEvent.objects.filter(action="correct").count() == 40
