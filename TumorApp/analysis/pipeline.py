@@ -284,4 +284,5 @@ def _finish(ct: CTSlice, unit: np.ndarray, seg: Segmentation, user_spacing: floa
     )
 
 
-__all__ = ["AnalysisResult", "INCONCLUSIVE", "InputError", "Lesion", "NO_TUMOR", "analyze", "analyze_many", "segmentation_notes"]
+__all__ = ["AnalysisResult", "INCONCLUSIVE", "InputError", "Lesion", "NO_TUMOR", "analyze", "analyze_many",
+           "segmentation_notes"]

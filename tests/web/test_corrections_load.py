@@ -112,8 +112,8 @@ def database_for_threads(transactional_db, tmp_path):
         return
     path = tmp_path / "db.sqlite3"
     connection.ensure_connection()
-    with sqlite3.connect(path) as copy:
-        connection.connection.backup(copy)
+    copy = sqlite3.connect(path)
+    connection.connection.backup(copy)
     copy.close()
     in_memory = connections.settings["default"]
     connections.settings["default"] = {**in_memory, "NAME": str(path)}
@@ -147,6 +147,10 @@ def _save_all(clients_and_analyses, masks) -> list:
     return responses
 
 
+def _failures(responses) -> list[bytes]:
+    return [r.content[:300] for r in responses if r.status_code != 200]
+
+
 def _logged_in(user) -> Client:
     client = Client(raise_request_exception=False)  # a failed save shows as its status (503), not a raise
     client.force_login(user)
@@ -155,7 +159,8 @@ def _logged_in(user) -> Client:
 
 @pytest.mark.slow
 def test_twenty_concurrent_saves_all_succeed_on_one_analysis_and_on_two_users(database_for_threads,
-                                                                              django_user_model):
+                                                                              django_user_model, settings):
+    settings.MASK_VERSIONS_KEPT = 20
     alice = django_user_model.objects.create_user("alice", password="Liver-Scan-Review-42")
     bob = django_user_model.objects.create_user("bob", password="Liver-Scan-Review-42")
     shared, hers, his = make_analysis(alice, DICOM), make_analysis(alice, PNG_TUMOR), make_analysis(bob, DICOM)
@@ -163,7 +168,7 @@ def test_twenty_concurrent_saves_all_succeed_on_one_analysis_and_on_two_users(da
 
     # Twenty saves of one analysis, each from its own client (the cap keeps version 0 and 19 more).
     responses = _save_all([(_logged_in(alice), shared.pk) for _ in range(20)], masks)
-    assert [r.status_code for r in responses] == [200] * 20, [r.content[:300] for r in responses if r.status_code != 200]
+    assert [r.status_code for r in responses] == [200] * 20, _failures(responses)
     saved = AuditEvent.objects.filter(action="correct", analysis_id=shared.pk).values_list("detail", flat=True)
     assert sorted(int(d.split(";")[0].split()[1]) for d in saved) == list(range(1, 21))
     assert list(shared.mask_versions.order_by("number").values_list("number", flat=True)) == [0, *range(2, 21)]
@@ -173,7 +178,7 @@ def test_twenty_concurrent_saves_all_succeed_on_one_analysis_and_on_two_users(da
     # Two users, ten saves each, at the same moment.
     responses = _save_all([(_logged_in(alice), hers.pk) for _ in range(10)] +
                           [(_logged_in(bob), his.pk) for _ in range(10)], masks)
-    assert [r.status_code for r in responses] == [200] * 20, [r.content[:300] for r in responses if r.status_code != 200]
+    assert [r.status_code for r in responses] == [200] * 20, _failures(responses)
     for analysis in (hers, his):
         assert list(analysis.mask_versions.order_by("number").values_list("number", flat=True)) == list(range(11))
     assert AuditEvent.objects.filter(action="correct").count() == 40
