@@ -107,8 +107,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
         "COLLATION": "utf8mb4_unicode_ci",
     }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several waitress threads write: wait for the lock instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20})
+    # Several waitress threads write: wait up to 20 s for the lock instead of failing at once. A
+    # transaction takes the write lock when it begins (IMMEDIATE): one that read first and then
+    # wrote would get "database is locked" at once, as SQLite cannot wait there without deadlock.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     _sqlite = DATABASES["default"]["NAME"]
     if _sqlite and _sqlite != ":memory:" and not str(_sqlite).startswith("file:"):
@@ -180,6 +182,9 @@ FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 # a request waits this long for a slot, then gets a 503.
 MAX_CONCURRENT_ANALYSES = int(os.environ.get("MAX_CONCURRENT_ANALYSES", "2"))
 ANALYSIS_QUEUE_SECONDS = float(os.environ.get("ANALYSIS_QUEUE_SECONDS", "60"))
+# Saved outlines kept per analysis, the network's version 0 included: a new correction removes
+# the oldest ones beyond this (services._prune_versions), never version 0 nor the current one.
+MASK_VERSIONS_KEPT = int(os.environ.get("MASK_VERSIONS_KEPT", "20"))
 # Orphan files (a server killed between writing files and committing) are removed at start and
 # then every ORPHAN_SWEEP_MINUTES by the serving process; files younger than the grace period are
 # left alone, as they may belong to a request in flight.

@@ -7,7 +7,6 @@ from pathlib import Path
 from django.core.files.storage import default_storage
 
 from .models import Analysis
-from .services import MIRRORED_NOTE
 
 
 def export_corrections(out_dir: Path | str) -> list[dict]:
@@ -32,7 +31,7 @@ def export_corrections(out_dir: Path | str) -> list[dict]:
                 masks.append(mask_from_png(f.read(), ct.shape, name))
         spacing = latest.result.get("pixel_spacing_mm") or [0.75, 0.75]
         name = f"analysis-{analysis.pk}.npz"
-        mirrored = any(MIRRORED_NOTE in n for n in model.notes)
+        mirrored = bool(model.result.get("mirrored"))
         write_slice(out / name, image=ct.pixels, label=label_map(*masks), is_hu=ct.is_hu,
                     spacing_mm=(spacing[0], spacing[1]), source_id=analysis.pk, version=latest.number,
                     mirrored=mirrored)

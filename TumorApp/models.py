@@ -86,12 +86,16 @@ class AuditEvent(models.Model):
         # Whole-series jobs: `detail` names the series ("series 7"); `analysis_id` is for slices only.
         SERIES_SUBMIT = "series_submit", "submitted a series"
         SERIES_DELETE = "series_delete", "deleted a series"
+        SERIES_VIEW = "series_view", "viewed a series"
+        API_SERIES_VIEW = "api_series_view", "viewed a series (API)"
+        SERIES_EXPORT = "series_export", "downloaded a series export"
+        API_SERIES_EXPORT = "api_series_export", "downloaded a series export (API)"
 
     timestamp = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                              related_name="audit_events")
     username = models.CharField(max_length=150, blank=True)
-    action = models.CharField(max_length=16, choices=Action.choices, db_index=True)
+    action = models.CharField(max_length=32, choices=Action.choices, db_index=True)
     analysis_id = models.BigIntegerField(null=True, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     # What changed or who acted, e.g. "old -> new" for a username, a token's name, "by admin".

@@ -20,7 +20,7 @@ from TumorApp.analysis.slice_view import WINDOWS, render_slice
 
 from . import series_services, services
 from .api import allow, api_login_required, error
-from .models import SeriesJob
+from .models import AuditEvent, SeriesJob
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -64,6 +64,11 @@ def _owned(request, pk: int) -> SeriesJob:
     return get_object_or_404(series_services.jobs_for(request.user), pk=pk)
 
 
+def _audit(request, job: SeriesJob, action: str) -> None:
+    """Record who saw or took a series' result, as analysis views are (detail "series <id>")."""
+    services.record_event(action=action, user=request.user, ip=services.client_ip(request), detail=f"series {job.pk}")
+
+
 # --- pages ---------------------------------------------------------------------------------------
 
 @login_required
@@ -87,6 +92,7 @@ def series_new(request):
 @require_GET
 def series_detail(request, pk: int):
     job = _owned(request, pk)
+    _audit(request, job, AuditEvent.Action.SERIES_VIEW)
     context = {"job": job, "windows": list(WINDOWS), "payload": series_services.payload(job)}
     if job.status == SeriesJob.Status.DONE:
         context["lesions"] = [dict(lesion, number=n) for n, lesion in enumerate(job.result.get("lesions", []), 1)]
@@ -99,6 +105,7 @@ def series_report(request, pk: int):
     job = _owned(request, pk)
     if job.status != SeriesJob.Status.DONE:
         return redirect("series", pk=job.pk)
+    _audit(request, job, AuditEvent.Action.SERIES_VIEW)
     lesions = [dict(lesion, number=n) for n, lesion in enumerate(job.result.get("lesions", []), 1)]
     return render(request, "series/report.html", {"job": job, "lesions": lesions})
 
@@ -133,9 +140,10 @@ def series_delete(request, pk: int):
     return render(request, "series/confirm_delete.html", {"job": job})
 
 
-def _download(job: SeriesJob) -> HttpResponse:
-    """The export as an attachment; `SeriesJob.DoesNotExist` when the series was deleted meanwhile."""
+def _download(request, job: SeriesJob, action: str) -> HttpResponse:
+    """The export as an attachment, audited; `SeriesJob.DoesNotExist` when the series was deleted meanwhile."""
     data, name, content_type = series_services.export_file(job)
+    _audit(request, job, action)
     response = HttpResponse(data, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
@@ -148,7 +156,7 @@ def series_export(request, pk: int):
     if job.status != SeriesJob.Status.DONE:
         raise Http404("No result yet.")
     try:
-        return _download(job)
+        return _download(request, job, AuditEvent.Action.SERIES_EXPORT)
     except SeriesJob.DoesNotExist:
         raise Http404("The series was deleted.")
 
@@ -189,6 +197,8 @@ def api_series(request, pk: int):
         except series_services.SeriesRunning as e:
             return error(409, str(e))
         return HttpResponse(status=204)
+    if job.status == SeriesJob.Status.DONE:  # the result; progress polls while it runs are not audited
+        _audit(request, job, AuditEvent.Action.API_SERIES_VIEW)
     return JsonResponse(series_services.payload(job))
 
 
@@ -201,6 +211,6 @@ def api_series_export(request, pk: int):
     if job.status != SeriesJob.Status.DONE:
         return error(409, f"The series is {job.status}; the export exists once it is done.")
     try:
-        return _download(job)
+        return _download(request, job, AuditEvent.Action.API_SERIES_EXPORT)
     except SeriesJob.DoesNotExist:
         return error(404, "No such series (it was deleted).")

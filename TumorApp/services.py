@@ -259,9 +259,6 @@ def remove_orphan_files(*, older_than_s: float = 3600.0) -> list[str]:
 
 # --- corrected outlines (issue 10) ---------------------------------------------------------------
 
-MIRRORED_NOTE = "looked mirrored"  # part of the pipeline's note when it analysed a slice mirrored
-NO_LIVER_NOTE = "No liver was found on this slice."
-
 
 def _read_stored(path: str) -> bytes:
     with default_storage.open(path, "rb") as f:
@@ -272,18 +269,36 @@ def correct_masks(*, analysis: Analysis, user, liver_png: bytes, tumor_png: byte
                   ip: str | None = None) -> MaskVersion:
     """Save a corrected outline as a new version and make its recomputed result the analysis's.
 
-    Validates and recomputes first (InputError writes nothing); then, in one transaction, keeps
-    the network's own outline as version 0 if this is the first correction, writes the new
-    version's masks and pictures, updates the analysis row and records the `correct` event.
-    On any failure the files written so far are removed and nothing stored changes.
+    Validates and recomputes first, outside any lock (InputError writes nothing); then, in one
+    transaction holding the analysis row, keeps the network's own outline as version 0 if this is
+    the first correction, writes the new version's masks and pictures, updates the analysis row,
+    prunes old versions (`_prune_versions`) and records the `correct` event. On any failure the
+    files written so far are removed and nothing stored changes.
     """
     from TumorApp.analysis.correct import (MASK_IMAGES, mask_from_png, mask_png, masks_from_mask_image,
                                            recompute)
     from TumorApp.analysis.loading import load
+    from TumorApp.analysis.pipeline import segmentation_notes
 
     ct = load(_read_stored(analysis.upload.name), filename=analysis.original_name)
     liver = mask_from_png(liver_png, ct.shape, "liver")
     tumor = mask_from_png(tumor_png, ct.shape, "tumor")
+
+    # The network's result, which every correction starts from: version 0's, else the row's. The row
+    # is read first: a row that already shows a correction was committed together with version 0.
+    row = Analysis.objects.get(pk=analysis.pk)
+    model = row.mask_versions.filter(number=0).first() or row
+    spacing = model.result.get("pixel_spacing_mm") or [0.75, 0.75]
+    # Its notes about the input carry over; its notes about its own outline (no liver, mirrored)
+    # give way to the corrected outline's.
+    mirrored = bool(model.result.get("mirrored"))
+    own = segmentation_notes(liver_found=not model.result.get("inconclusive"), mirrored=mirrored)
+    result = recompute(ct, liver, tumor, spacing_mm=(spacing[0], spacing[1]),
+                       spacing_source=model.result.get("spacing_source", row.spacing_source),
+                       mirrored=mirrored, notes=tuple(n for n in model.notes if n not in own))
+    pictures = {name: result.images[name] for name in MASK_IMAGES}
+    pictures["thumbnail"] = _thumbnail(result.images["annotated"])
+    masks = {"liver": mask_png(liver), "tumor": mask_png(tumor)}
 
     saved: list[str] = []
 
@@ -294,6 +309,8 @@ def correct_masks(*, analysis: Analysis, user, liver_png: bytes, tumor_png: byte
 
     try:
         with transaction.atomic():
+            # Concurrent saves queue here: the row lock (MySQL), the database's write lock (SQLite,
+            # whose transactions begin IMMEDIATE; settings.py).
             locked = Analysis.objects.select_for_update().get(pk=analysis.pk)
             folder = f"results/{locked.owner_id}/corrections/{locked.pk}"
             model = locked.mask_versions.filter(number=0).first()
@@ -304,20 +321,14 @@ def correct_masks(*, analysis: Analysis, user, liver_png: bytes, tumor_png: byte
                     liver_mask=save(f"{folder}/v0/liver.png", mask_png(model_liver)),
                     tumor_mask=save(f"{folder}/v0/tumor.png", mask_png(model_tumor)),
                     result=locked.result, notes=locked.notes, images=locked.images)
-            spacing = model.result.get("pixel_spacing_mm") or [0.75, 0.75]
-            carried = tuple(n for n in model.notes if n != NO_LIVER_NOTE)
-            result = recompute(ct, liver, tumor, spacing_mm=(spacing[0], spacing[1]),
-                               spacing_source=model.result.get("spacing_source", locked.spacing_source),
-                               mirrored=any(MIRRORED_NOTE in n for n in model.notes), notes=carried)
             number = locked.mask_versions.order_by("-number").values_list("number", flat=True).first() + 1
             prefix = f"{folder}/v{number}"
             images = dict(model.images)
-            images.update({name: save(f"{prefix}/{name}.png", result.images[name]) for name in MASK_IMAGES})
-            images["thumbnail"] = save(f"{prefix}/thumbnail.png", _thumbnail(result.images["annotated"]))
+            images.update({name: save(f"{prefix}/{name}.png", png) for name, png in pictures.items()})
             version = MaskVersion.objects.create(
                 analysis=locked, number=number, created_by=user, created_by_name=user.get_username()[:150],
-                liver_mask=save(f"{prefix}/liver.png", mask_png(liver)),
-                tumor_mask=save(f"{prefix}/tumor.png", mask_png(tumor)),
+                liver_mask=save(f"{prefix}/liver.png", masks["liver"]),
+                tumor_mask=save(f"{prefix}/tumor.png", masks["tumor"]),
                 result=result.to_dict(), notes=result.notes, images=images)
             locked.result = version.result
             locked.notes = version.notes
@@ -326,7 +337,11 @@ def correct_masks(*, analysis: Analysis, user, liver_png: bytes, tumor_png: byte
             locked.stage = result.stage or ""
             locked.affected_percent = float(result.affected_percent)
             locked.save(update_fields=["result", "notes", "images", "tumor_detected", "stage", "affected_percent"])
-            record_event(action=AuditEvent.Action.CORRECT, user=user, analysis_id=locked.pk, ip=ip)
+            pruned = _prune_versions(locked)
+            detail = f"version {number}"
+            if pruned:
+                detail += f"; removed version(s) {', '.join(map(str, pruned))}"
+            record_event(action=AuditEvent.Action.CORRECT, user=user, analysis_id=locked.pk, ip=ip, detail=detail)
     except BaseException:
         for path in saved:
             try:
@@ -336,6 +351,29 @@ def correct_masks(*, analysis: Analysis, user, liver_png: bytes, tumor_png: byte
         raise
     log.info("user=%s corrected id=%s version=%s", user.get_username(), analysis.pk, version.number)
     return version
+
+
+def _prune_versions(analysis: Analysis) -> list[int]:
+    """Keep version 0 (the network's) and the newest MASK_VERSIONS_KEPT - 1 corrections; delete the
+    older rows (and, once committed, their own files). Returns the numbers removed."""
+    corrections = list(analysis.mask_versions.filter(number__gt=0).order_by("-number"))
+    keep_count = max(settings.MASK_VERSIONS_KEPT, 2) - 1  # version 0 and at least the current one
+    old = corrections[keep_count:]
+    if not old:
+        return []
+    MaskVersion.objects.filter(pk__in=[v.pk for v in old]).delete()  # their files: signals.py
+    return sorted(v.number for v in old)
+
+
+def paths_in_use(analysis_id: int) -> set[str]:
+    """The stored files an analysis row and its remaining versions name."""
+    used = {p for images in Analysis.objects.filter(pk=analysis_id).values_list("images", flat=True)
+            for p in images.values()}
+    for version in MaskVersion.objects.filter(analysis_id=analysis_id):
+        used.update(version.paths())
+    return used
+
+
 def sweep_orphans(*, interval_s: float, grace_s: float, stop: threading.Event) -> None:
     """Remove orphan files now and then every `interval_s` until `stop` is set (the serving
     process runs this in a background thread; wsgi.py). Files younger than `grace_s` are kept."""

@@ -41,8 +41,10 @@ def _analysis_deleted(sender, instance, **kwargs):
 
 @receiver(post_delete, sender=MaskVersion, dispatch_uid="mask_version_files")
 def _mask_version_deleted(sender, instance, **kwargs):
-    """A corrected outline's masks and pictures go with it (with its analysis, or alone)."""
-    services.remove_paths_on_commit(instance.paths())
+    """A corrected outline's masks and pictures go with it (with its analysis, or alone, e.g. pruned),
+    except those its analysis or another version still shows: a correction's pictures include
+    version 0's ("original", "probability", ...)."""
+    services.remove_paths_on_commit(set(instance.paths()) - services.paths_in_use(instance.analysis_id))
 
 
 @receiver(post_delete, sender=SeriesJob, dispatch_uid="series_job_files")

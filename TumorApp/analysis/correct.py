@@ -13,6 +13,7 @@ The liver is taken as drawn: no hole filling, no largest-piece rule, no tumour-i
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from .config import CONTRACT
 from .errors import InputError
 from .loading import CTSlice
 from .measure import measure_lesions
-from .pipeline import AnalysisResult
+from .pipeline import AnalysisResult, segmentation_notes
 from .postprocess import lesion_labels, mm2_to_px
 from .preprocess import to_uint8, to_unit
 from .staging import stage
@@ -44,17 +45,24 @@ def mask_from_png(data: bytes, shape: tuple[int, int], name: str) -> np.ndarray:
     if not data.startswith(b"\x89PNG\r\n\x1a\n"):
         raise InputError(f"The {name} mask must be a PNG image.")
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            size = (img.height, img.width)
-            if size != tuple(shape):
-                raise InputError(f"The {name} mask is {img.width}x{img.height} pixels; it must be the "
-                                 f"image's own size, {shape[1]}x{shape[0]}.")
-            if img.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):
-                raise InputError(f"The {name} mask must be an 8-bit PNG (it is {img.mode}).")
-            img.load()
-            grey = np.asarray(img.convert("L"))
+        # PIL refuses a header of over 2 x MAX_IMAGE_PIXELS itself and warns above MAX_IMAGE_PIXELS:
+        # both are a decompression bomb here (a mask is the slice's size), refused before decoding.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                size = (img.height, img.width)
+                if size != tuple(shape):
+                    raise InputError(f"The {name} mask is {img.width}x{img.height} pixels; it must be the "
+                                     f"image's own size, {shape[1]}x{shape[0]}.")
+                if img.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):
+                    raise InputError(f"The {name} mask must be an 8-bit PNG (it is {img.mode}).")
+                img.load()
+                grey = np.asarray(img.convert("L"))
     except InputError:
         raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(f"The {name} mask declares far more pixels than the image has; it must be the "
+                         f"image's own size, {shape[1]}x{shape[0]}.") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError(f"The {name} mask is not a readable PNG image.") from exc
     return grey > 127
@@ -67,7 +75,9 @@ def recompute(ct: CTSlice, liver: np.ndarray, tumor: np.ndarray, *, spacing_mm: 
 
     `spacing_mm`, `spacing_source` and `mirrored` are the original analysis's (spacing was resolved
     once at upload; `mirrored` only decides which image side is the patient's right).
-    `notes` are carried over (e.g. the loader's); notes about the correction are appended.
+    `notes` are carried over (the loader's and the spacing's, not the network's segmentation notes);
+    the corrected outline's segmentation notes (no liver, mirrored) and notes about the correction
+    are appended.
     Images: `MASK_IMAGES` plus "original".
     """
     liver = np.asarray(liver, dtype=bool)
@@ -75,20 +85,21 @@ def recompute(ct: CTSlice, liver: np.ndarray, tumor: np.ndarray, *, spacing_mm: 
     if liver.shape != ct.shape or tumor.shape != ct.shape:
         raise InputError(f"The masks must be the image's own size ({ct.shape[1]}x{ct.shape[0]}).")
     spacing = (float(spacing_mm[0]), float(spacing_mm[1]))
-    out_notes = list(notes)
+    fixes: list[str] = []  # what the recomputation changed in the drawing
 
     outside = int((tumor & ~liver).sum())
     if outside:
-        out_notes.append(f"{outside} tumour pixel(s) lie outside the corrected liver outline; they are "
+        fixes.append(f"{outside} tumour pixel(s) lie outside the corrected liver outline; they are "
                          "counted as tumour (and as liver, for the affected %).")
     labels = lesion_labels(tumor, spacing)
     dropped = int(tumor.sum() - (labels > 0).sum())
     if dropped:
-        out_notes.append(f"{dropped} tumour pixel(s) in pieces under {CONTRACT.min_lesion_area_mm2:g} mm² "
+        fixes.append(f"{dropped} tumour pixel(s) in pieces under {CONTRACT.min_lesion_area_mm2:g} mm² "
                          f"(~{mm2_to_px(CONTRACT.min_lesion_area_mm2, spacing):.0f} px) were ignored as "
                          "brush noise.")
     tumor = labels > 0
     liver = liver | tumor
+    out_notes = [*notes, *segmentation_notes(liver_found=bool(liver.any()), mirrored=mirrored), *fixes]
     lesions = measure_lesions(labels, liver, spacing, mirrored=mirrored)
     liver_area, tumor_area = int(liver.sum()), int(tumor.sum())
     staging = stage(lesions, liver_area_px=liver_area, tumor_area_px=tumor_area, liver_found=bool(liver.any()))

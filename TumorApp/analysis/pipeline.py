@@ -73,6 +73,7 @@ class AnalysisResult:
             "tumors": [{**lesion_dict(lesion), **confidence_dict(self.lesion_confidence[i])}
                        for i, lesion in enumerate(self.tumors)],
             "inconclusive": self.inconclusive,
+            "mirrored": self.mirrored,
             **confidence_dict(self.confidence),
             "notes": list(self.notes),
             "warnings": list(self.warnings),
@@ -221,18 +222,25 @@ def _resolve_spacing(ct: CTSlice, user: float | None, notes: list[str]) -> tuple
     return (CONTRACT.assumed_spacing_mm, CONTRACT.assumed_spacing_mm), "assumed"
 
 
+def segmentation_notes(*, liver_found: bool, mirrored: bool) -> list[str]:
+    """What the outline says about the slice, written from the result's typed fields; a corrected
+    outline gets its own (analysis/correct.py), in place of the network's."""
+    if not liver_found:
+        return ["No liver was found on this slice, so nothing can be said about tumours on it "
+                "(is it a slice through the liver?)."]
+    if mirrored:  # without a liver the orientation choice means nothing: say nothing
+        return ["The input looked mirrored (liver on the image right); it was analysed in "
+                "radiological orientation."]
+    return []
+
+
 def _finish(ct: CTSlice, unit: np.ndarray, seg: Segmentation, user_spacing: float | None,
             render_images: bool, warnings: Iterable[str] = ()) -> AnalysisResult:
     notes = list(ct.notes)
     spacing, spacing_source = _resolve_spacing(ct, user_spacing, notes)
     warnings = [*warnings, *_spacing_warnings(spacing, spacing_source)]
     masks = clean(seg.liver_prob, seg.tumor_prob, spacing)
-    if not masks.liver_found:
-        notes.append("No liver was found on this slice, so nothing can be said about tumours on it "
-                     "(is it a slice through the liver?).")
-    elif seg.mirrored:  # without a liver the orientation choice means nothing: say nothing
-        notes.append("The input looked mirrored (liver on the image right); it was analysed in "
-                     "radiological orientation.")
+    notes += segmentation_notes(liver_found=masks.liver_found, mirrored=seg.mirrored)
     lesions = measure_lesions(masks.tumor_labels, masks.liver, spacing, mirrored=seg.mirrored)
     liver_area, tumor_area = int(masks.liver.sum()), int(masks.tumor.sum())
     staging = stage(lesions, liver_area_px=liver_area, tumor_area_px=tumor_area,
@@ -276,4 +284,5 @@ def _finish(ct: CTSlice, unit: np.ndarray, seg: Segmentation, user_spacing: floa
     )
 
 
-__all__ = ["AnalysisResult", "INCONCLUSIVE", "InputError", "Lesion", "NO_TUMOR", "analyze", "analyze_many"]
+__all__ = ["AnalysisResult", "INCONCLUSIVE", "InputError", "Lesion", "NO_TUMOR", "analyze", "analyze_many",
+           "segmentation_notes"]

@@ -26,7 +26,8 @@ def fixture_bytes(name: str) -> bytes:
 
 RESULT_KEYS = {"tumor_detected", "stage", "affected_percent", "liver_area_px", "tumor_area_px",
                "pixel_spacing_mm", "spacing_source", "tumors", "notes", "warnings",
-               "inconclusive", "confidence", "low_confidence"}  # issue 9: unsure / odd input
+               "inconclusive", "confidence", "low_confidence",  # issue 9: unsure / odd input
+               "mirrored"}  # issue 18: state as a field, not a sentence in the notes
 LESION_KEYS = {"area_px", "area_mm2", "perimeter_px", "perimeter_mm", "eccentricity", "max_diameter_mm",
                "bbox", "centroid", "side", "part", "confidence", "low_confidence"}
 

@@ -67,3 +67,25 @@ def test_audit_events_cannot_be_edited_in_the_admin(admin_client, user):
     event = AuditEvent.objects.get(action="analyse")
     assert admin_client.post(reverse("admin:TumorApp_auditevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
     assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)  # the series worker's heartbeat thread has its own connection
+def test_series_views_reports_and_downloads_are_recorded_like_analysis_views(auth_client, other_client, user):
+    from TumorApp import series_services
+    from tests.analysis.series_fixtures import dicom_series
+
+    from .test_series import files
+
+    job = series_services.submit_series(user=user, uploads=files(dicom_series(2)))
+    assert auth_client.get(reverse("api-series", args=[job.pk])).json()["status"] == "queued"  # a poll: not recorded
+    assert series_services.work(once=True) == 1
+    for name in ("series", "series-report", "api-series", "series-export", "api-series-export"):
+        assert auth_client.get(reverse(name, args=[job.pk])).status_code == 200, name
+        # Another user gets a 404 and leaves no trace.
+        assert other_client.get(reverse(name, args=[job.pk])).status_code == 404, name
+
+    assert _actions(user=user) == ["series_submit", "series_view", "series_view", "api_series_view",
+                                   "series_export", "api_series_export"]
+    events = AuditEvent.objects.filter(user=user).exclude(action__in=["login", "series_submit"])
+    assert {(e.detail, e.ip, e.analysis_id) for e in events} == {(f"series {job.pk}", "127.0.0.1", None)}
+    assert not AuditEvent.objects.filter(username="other").exclude(action="login").exists()

@@ -181,3 +181,30 @@ def test_delete_and_clean_media_handle_version_files(auth_client, dicom_analysis
         assert auth_client.post(f"/analyses/{dicom_analysis.pk}/delete/").status_code == 302
     assert stored_files(media_root) == []
     assert not Analysis.objects.exists() and not MaskVersion.objects.exists()
+
+
+def test_a_correction_that_draws_the_liver_drops_the_networks_no_liver_note(auth_client, user, monkeypatch):
+    from TumorApp.analysis import pipeline
+
+    from .test_unsure import SeesNoLiver
+
+    monkeypatch.setattr(pipeline, "_default_segmenter", SeesNoLiver)
+    a = make_analysis(user, DICOM)
+    assert a.result["inconclusive"] is True and any("No liver" in n for n in a.notes)
+    liver = disc((512, 512), (180, 250), 90)
+    body = put(auth_client, a.pk, liver=png(liver), tumor=png(np.zeros_like(liver))).json()
+    assert body["inconclusive"] is False and body["tumor_detected"] is False
+    assert not any("No liver" in n for n in body["notes"]), body["notes"]
+    # Erasing the liver again makes the corrected result say so, as the network's did.
+    body = put(auth_client, a.pk, liver=png(np.zeros_like(liver)), tumor=png(np.zeros_like(liver))).json()
+    assert body["inconclusive"] is True and body["notes"] == a.notes
+
+
+def test_a_mirrored_slice_stays_mirrored_once_corrected(auth_client, user):
+    a = make_analysis(user, PNG_TUMOR)  # the seed slices are stored mirrored
+    assert a.result["mirrored"] is True
+    liver, tumor = model_masks(auth_client, a.pk)
+    body = put(auth_client, a.pk, liver=png(liver), tumor=png(tumor)).json()
+    assert body["mirrored"] is True
+    assert body["notes"] == a.notes  # the same outline: the same notes, the mirrored one once
+    assert [n for n in body["notes"] if "mirrored" in n] == [n for n in a.notes if "mirrored" in n] != []
