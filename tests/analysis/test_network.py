@@ -10,7 +10,7 @@ import pytest
 
 from TumorApp.analysis.config import DEFAULT_WEIGHTS
 from TumorApp.analysis.loading import load
-from TumorApp.analysis.preprocess import to_network_input, to_unit
+from TumorApp.analysis.preprocess import network_unit, to_network_input
 
 from .conftest import DICOM_66, SEED_440
 
@@ -23,7 +23,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def batch() -> np.ndarray:
     """Two real slices as the network sees them: the DICOM and the (mirrored) seed PNG."""
-    units = [to_unit(load(DICOM_66)), to_unit(load(SEED_440))]
+    units = [network_unit(load(DICOM_66)), network_unit(load(SEED_440))]
     return np.stack([to_network_input(u) for u in units]).astype(np.float32)
 
 

@@ -6,18 +6,41 @@ import pytest
 
 from TumorApp.analysis.config import CONTRACT
 from TumorApp.analysis.loading import load
-from TumorApp.analysis.preprocess import (display_to_unit, from_network_output, to_network_input,
-                                          to_uint8, to_unit, window_hu)
+from TumorApp.analysis.preprocess import (DISPLAY_WINDOW, display_to_network, display_to_unit,
+                                          from_network_output, network_unit, to_network_input, to_uint8,
+                                          to_unit, window_hu)
 
 from .conftest import DICOM_66, SEED_440
 
 
-def test_window_hu_maps_w400_l40_to_unit_range():
+def test_window_hu_maps_the_network_window_to_unit_range():
     low = CONTRACT.window_center - CONTRACT.window_width / 2
     high = CONTRACT.window_center + CONTRACT.window_width / 2
     out = window_hu(np.array([-1000.0, low, CONTRACT.window_center, high, 3000.0]))
     np.testing.assert_allclose(out, [0.0, 0.0, 0.5, 1.0, 1.0])
     assert out.dtype == np.float32
+
+
+def test_network_window_is_the_msd_slices_0_to_255_hu():
+    # msd-slices store HU clipped to 0..255: through the network's window they are the identity / 255
+    hu = np.array([0.0, 51.0, 255.0], np.float32)
+    np.testing.assert_allclose(window_hu(hu), hu / 255.0, atol=1e-6)
+
+
+def test_pictures_are_read_as_w400_l40_then_put_in_the_network_window():
+    # grey 0 is -160 HU (below the window: 0), grey 255 is 240 HU
+    grey = np.array([0.0, 0.4, 0.4 + 127.5 / 400, 1.0], np.float32)
+    np.testing.assert_allclose(display_to_network(grey), [0.0, 0.0, 0.5, 240 / 255], atol=1e-5)
+    # a W400/L40 picture of an HU slice gives the network what the HU slice itself gives it
+    hu = np.linspace(-300, 400, 50, dtype=np.float32)
+    as_picture = np.round(window_hu(hu, *DISPLAY_WINDOW) * 255) / 255
+    np.testing.assert_allclose(display_to_network(as_picture), np.clip(window_hu(hu), 0, 240 / 255), atol=0.01)
+
+
+def test_hu_slices_are_shown_in_w400_l40_but_enter_the_network_in_its_window():
+    ct = load(DICOM_66)
+    np.testing.assert_allclose(to_unit(ct), window_hu(ct.pixels, *DISPLAY_WINDOW))
+    np.testing.assert_allclose(network_unit(ct), window_hu(ct.pixels))
 
 
 def test_display_images_are_divided_by_255():

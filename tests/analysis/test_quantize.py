@@ -17,7 +17,7 @@ from TumorApp.analysis import quantize
 from TumorApp.analysis.network import metadata_path
 from TumorApp.analysis.config import DEFAULT_WEIGHTS, REPO_ROOT
 from TumorApp.analysis.loading import load
-from TumorApp.analysis.preprocess import to_network_input, to_unit
+from TumorApp.analysis.preprocess import network_unit, to_network_input
 
 from .conftest import DICOM_66, FIXTURES, FREE_105, JPEG_103, PNG16_57, SEED_440, dice
 
@@ -58,7 +58,7 @@ def test_calibration_set_is_network_input_with_provenance_per_slice():
 def test_no_test_fixture_slice_is_in_the_calibration_set():
     inputs = quantize.load_calibration()["inputs"]
     for path in [*SLICES, FIXTURES / "web_seed_380.png", FIXTURES / "web_ircadb01_image_84.dcm"]:
-        unit = to_unit(load(path))
+        unit = network_unit(load(path))
         for view in (unit, unit[:, ::-1]):
             x = to_network_input(view)
             nearest = np.abs(inputs - x).mean(axis=(1, 2)).min()
@@ -139,7 +139,7 @@ def segmenters():
 
 @pytest.fixture(scope="module")
 def fixture_inputs() -> np.ndarray:
-    units = [to_unit(load(p)) for p in SLICES]
+    units = [network_unit(load(p)) for p in SLICES]
     return np.stack([to_network_input(u) for u in units] + [to_network_input(units[-1][:, ::-1])])
 
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from TumorApp.analysis.config import CONTRACT
 from TumorApp.analysis.loading import load
-from TumorApp.analysis.preprocess import to_unit
+from TumorApp.analysis.preprocess import network_unit
 from TumorApp.analysis.segment import segment, segment_many
 
 from .conftest import (DICOM_66, SEED_440, EmptySegmenter, GroundTruthSegmenter, IntensitySegmenter,
@@ -13,7 +13,7 @@ from .conftest import (DICOM_66, SEED_440, EmptySegmenter, GroundTruthSegmenter,
 
 
 def test_radiological_slice_is_not_mirrored_and_maps_back_to_input_grid(gt_66):
-    unit = to_unit(load(DICOM_66))
+    unit = network_unit(load(DICOM_66))
     seg = segment(unit, GroundTruthSegmenter(DICOM_66, gt_66), second_pass=False)
     assert not seg.mirrored
     assert seg.liver_prob.shape == seg.tumor_prob.shape == unit.shape
@@ -23,7 +23,7 @@ def test_radiological_slice_is_not_mirrored_and_maps_back_to_input_grid(gt_66):
 
 def test_mirrored_seed_slice_is_analysed_flipped_and_mapped_back():
     label = seed_label()
-    unit = to_unit(load(SEED_440))
+    unit = network_unit(load(SEED_440))
     seg = segment(unit, GroundTruthSegmenter(SEED_440, label, radiological=False), second_pass=False)
     assert seg.mirrored
     # Probabilities come back in the input's own (mirrored) grid, on top of its labels.
@@ -32,7 +32,7 @@ def test_mirrored_seed_slice_is_analysed_flipped_and_mapped_back():
 
 
 def test_one_batch_of_two_per_slice_then_one_crop_each():
-    units = [to_unit(load(DICOM_66)), to_unit(load(SEED_440)), to_unit(load(DICOM_66))[:, ::-1]]
+    units = [network_unit(load(DICOM_66)), network_unit(load(SEED_440)), network_unit(load(DICOM_66))[:, ::-1]]
     fake = IntensitySegmenter()
     results = segment_many(units, fake, batch_size=16)
     assert [len(b) for b in fake.batches] == [6, 3]
@@ -40,7 +40,7 @@ def test_one_batch_of_two_per_slice_then_one_crop_each():
 
 
 def test_second_pass_agrees_with_first_for_a_pixelwise_network():
-    unit = to_unit(load(DICOM_66))
+    unit = network_unit(load(DICOM_66))
     one = segment(unit, IntensitySegmenter(), second_pass=False)
     two = segment(unit, IntensitySegmenter(), second_pass=True)
     assert two.crop is not None and one.crop is None
@@ -74,7 +74,7 @@ def test_second_pass_crops_the_liver_with_margin(gt_66):
 
 
 def test_crop_is_reported_in_input_coordinates_for_mirrored_input():
-    unit = to_unit(load(DICOM_66))
+    unit = network_unit(load(DICOM_66))
     flipped = np.ascontiguousarray(unit[:, ::-1])
 
     class Biased(IntensitySegmenter):
@@ -95,5 +95,5 @@ def test_crop_is_reported_in_input_coordinates_for_mirrored_input():
 
 
 def test_no_liver_means_no_second_pass():
-    seg = segment(to_unit(load(DICOM_66)), EmptySegmenter())
+    seg = segment(network_unit(load(DICOM_66)), EmptySegmenter())
     assert seg.crop is None and not seg.mirrored and seg.liver_prob.max() == 0
