@@ -8,7 +8,7 @@ measure -> stage), so every figure is on patients that model never saw.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -201,7 +201,7 @@ def run_cv(data: str, out: str | Path, *, k: int = 5, seed: int = 0, train_kwarg
         log(f"fold {f + 1}/{k}: " + json.dumps(saved["figures"][str(CONTRACT.tumor_threshold)]))
     summary = {"k": k, "seed": seed, "thresholds": list(thresholds), "backend": backend,
                "always_train": sorted(always_train),
-               "train": {key: v for key, v in train_kwargs.items()},
+               "train": {key: asdict(v) if is_dataclass(v) else v for key, v in train_kwargs.items()},
                "assignment": assignment, "folds": per_threshold}
     (out / "cv.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -58,6 +58,11 @@ class Command(BaseCommand):
                         help="every fold fine-tunes from these; the patients they were trained on "
                              "are trained on in every fold and measured in none ('' for random init)")
         cv.add_argument("--cache", default=None, help="training slices cache (.npz from dataset.save_cache)")
+        cv.add_argument("--recipe", default=None, help="training recipe of the folds (train.RECIPES; default "
+                                                       "train.DEFAULT_RECIPE)")
+        cv.add_argument("--always-train", default=None,
+                        help="comma-separated sources trained in every fold and measured in none (default: "
+                             "those the --init-weights were trained on)")
         cv.add_argument("--thresholds", default="0.4,0.5,0.6,0.7",
                         help="tumour thresholds to compare (post-processing only)")
         cv.add_argument("--baseline", default=None,
@@ -136,9 +141,17 @@ class Command(BaseCommand):
         from TumorApp.training.cv import run_cv
 
         init = o["init_weights"] or None
+        from TumorApp.training.train import RECIPES
+
         always = frozenset(weights_metadata(init).get("trained_on", [])) if init else frozenset()
+        if o["always_train"] is not None:
+            always = frozenset(n for n in o["always_train"].split(",") if n)
         train_kwargs = dict(epochs=o["epochs"], samples_per_epoch=o["samples_per_epoch"],
                             batch_size=o["batch_size"], init_weights=init, cache=o["cache"])
+        if o["recipe"]:
+            if o["recipe"] not in RECIPES:
+                raise CommandError(f"--recipe must be one of {', '.join(sorted(RECIPES))}")
+            train_kwargs["recipe"] = RECIPES[o["recipe"]]
         thresholds = tuple(float(t) for t in o["thresholds"].split(","))
         summary = run_cv(o["data"], o["out"], k=o["folds"], seed=o["fold_seed"], train_kwargs=train_kwargs,
                          thresholds=thresholds, always_train=always, log=lambda m: self.stdout.write(m))
