@@ -1,8 +1,8 @@
 """A whole training campaign in one call, for a lent GPU machine: patient-grouped CV of several
 recipes side by side, then each recipe trained on every patient; the CV's best recipe comes back.
 
-Every run (recipe x fold, and recipe x all patients) is its own process, so they share the GPU
-and the CPU cores (augmentation workers) at once; each is time-boxed.  Fold models are measured
+Every run (recipe x fold, and recipe x all patients) is its own process, `--parallel` of them at
+a time sharing the GPU and the CPU cores (augmentation workers); each is time-boxed.  Fold models are measured
 on their held-out patients with the product's path (segment -> post-process -> measure -> stage)
 on the training cache's slices (256 px), running the Keras model itself (the machine has no
 TensorFlow for the ONNX export).  Written to --out: `campaign.json` (every fold's figures, the
@@ -63,8 +63,9 @@ def run_job(a) -> None:
     held = sorted(pid for pid, f in folds.items() if f == a.fold) if a.fold >= 0 else []
     work = Path(a.work) / f"{a.recipe}-{'final' if a.fold < 0 else f'fold{a.fold + 1}'}"
     kept = {}
-    log = lambda e, n, logs: print(f"[{work.name}] epoch {e} " + " ".join(f"{k} {v:.3f}" for k, v in logs.items()),
-                                   flush=True)
+    started = time.time()
+    log = lambda e, n, logs: print(f"[{work.name}] {time.time() - started:.0f} s epoch {e} "
+                                   + " ".join(f"{k} {v:.3f}" for k, v in logs.items()), flush=True)
     meta = train("", str(work), epochs=10_000, samples_per_epoch=a.views_per_epoch, batch_size=a.batch_size,
                  seed=1234 + max(a.fold, 0), cache=a.cache, max_seconds=a.seconds, verbose=0,
                  workers=a.workers, exclude_ids=held, progress=log, recipe=recipe,
@@ -98,17 +99,26 @@ def run_all(a) -> None:
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     jobs = [(r, f) for r in a.recipes for f in list(range(a.k)) + [-1]]
-    env = dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false", PYTHONUNBUFFERED="1")
+    # Twelve processes compiling and autotuning at once on one GPU spent most of a 330 s budget
+    # before their first epoch (model card): at most `parallel` runs at a time, no autotuning.
+    env = dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false", PYTHONUNBUFFERED="1",
+               XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + " --xla_gpu_autotune_level=0").strip())
     started = time.time()
-    procs = []
+    codes, running = {}, []
     with open(out / "campaign.log", "a") as log:
         for r, f in jobs:
+            while len(running) >= a.parallel:
+                time.sleep(1)
+                for job, proc in list(running):
+                    if proc.poll() is not None:
+                        codes[job] = proc.returncode
+                        running.remove((job, proc))
             cmd = [sys.executable, "-m", "TumorApp.training.campaign", "--job", "--recipe", r, "--fold", str(f),
                    "--cache", a.cache, "--work", str(work), "--k", str(a.k), "--seconds", str(a.seconds),
                    "--views-per-epoch", str(a.views_per_epoch), "--batch-size", str(a.batch_size),
                    "--workers", str(a.workers)]
-            procs.append(((r, f), subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)))
-        codes = {job: p.wait() for job, p in procs}
+            running.append(((r, f), subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)))
+        codes.update({job: proc.wait() for job, proc in running})
     summary = {"k": a.k, "seconds_per_run": a.seconds, "batch_size": a.batch_size,
                "wall_seconds": round(time.time() - started, 1), "exit_codes": {f"{r}:{f}": c for (r, f), c in codes.items()},
                "recipes": {r: asdict(RECIPES[r]) for r in a.recipes}, "runs": {}}
@@ -161,6 +171,7 @@ def main(argv=None) -> None:
     p.add_argument("--views-per-epoch", type=int, default=4096)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=2, help="augmentation processes per run")
+    p.add_argument("--parallel", type=int, default=4, help="runs at a time (they share the GPU)")
     p.add_argument("--job", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--recipe", default=None, help=argparse.SUPPRESS)
     p.add_argument("--fold", type=int, default=-1, help=argparse.SUPPRESS)
