@@ -32,7 +32,7 @@ from TumorApp.analysis.loading import load  # noqa: E402
 from TumorApp.analysis.runtime import get_segmenter  # noqa: E402
 from TumorApp.analysis.pipeline import analyze  # noqa: E402
 from TumorApp.analysis.postprocess import clean, mm2_to_px  # noqa: E402
-from TumorApp.analysis.preprocess import from_network_output, to_network_input, to_unit  # noqa: E402
+from TumorApp.analysis.preprocess import from_network_output, network_unit, to_network_input  # noqa: E402
 from TumorApp.analysis.segment import segment_many  # noqa: E402
 
 
@@ -67,7 +67,7 @@ def main() -> None:
         spacing = tuple(float(v) for v in volume["spacing"][1:])
         for hu, label in zip(volume["ct"], volume["label"]):
             ct = load(hu_png(hu))
-            unit = to_unit(ct)
+            unit = network_unit(ct)
             seg = segment_many([unit], model, check_mirror=[False])[0]
             masks = clean(seg.liver_prob, seg.tumor_prob, spacing)
             sure = assess(seg, masks, spacing)
@@ -107,7 +107,7 @@ def main() -> None:
     print(f"flip: tumour Dice as is {np.mean(flip_dice[0]):.3f}, vertically flipped pass "
           f"{np.mean(flip_dice[1]):.3f} ({len(flip_dice[0])} tumour slices)")
     dicom = REPO / "tests" / "fixtures" / "analysis_ircadb01_066.dcm"
-    x = to_network_input(to_unit(load(dicom)))[None]
+    x = to_network_input(network_unit(load(dicom)))[None]
     passes, whole = [], []
     for _ in range(20):
         t = time.perf_counter()

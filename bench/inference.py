@@ -43,9 +43,9 @@ def main() -> None:
     from TumorApp.analysis.config import DEFAULT_WEIGHTS
     from TumorApp.analysis.loading import load
     from TumorApp.analysis.runtime import Segmenter, get_segmenter, inference_threads
-    from TumorApp.analysis.preprocess import to_network_input, to_unit
+    from TumorApp.analysis.preprocess import network_unit, to_network_input
 
-    unit = to_unit(load(DICOM_SLICES[0]))
+    unit = network_unit(load(DICOM_SLICES[0]))
     x = np.repeat(to_network_input(unit)[None, ..., None].astype(np.float32), args.batch, axis=0)
 
     t = time.perf_counter()

@@ -98,7 +98,7 @@ RECIPES = {
     "unified-synthetic": Recipe(window=(127.5, 255.0), sampling="mixed", normal_parenchyma=True,
                                 learning_rate=2e-4, cosine=True, clip_hu_chance=0.5, synthetic_lesions=0.2),
 }
-DEFAULT_RECIPE = "source"  # the recipe `train` uses when none is named
+DEFAULT_RECIPE = "unified"  # the shipped recipe, chosen by the campaign's CV (model card)
 
 # With sampling="patient" a patient is drawn with weight (its slices) ** PATIENT_POWER: the 118
 # patients of msd-slices (about 5 slices each) then outweigh the four whole patients about 4 to 1,
@@ -260,7 +260,7 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
     names = [n for n in PATIENTS if n not in holdout]
     excluded = tuple(sorted(exclude_ids or []))
     corrections = tuple(str(c) for c in corrections or [])
-    recipe = recipe or Recipe()
+    recipe = recipe or RECIPES[DEFAULT_RECIPE]
     if synthetic_lesions:
         recipe = replace(recipe, synthetic_lesions=synthetic_lesions)
     patients = load_sources(data, names, cache, excluded, corrections, recipe.normal_parenchyma)

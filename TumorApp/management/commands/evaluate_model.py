@@ -11,7 +11,7 @@ import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from TumorApp.analysis.config import BASE_WEIGHTS, DEFAULT_WEIGHTS, REPO_ROOT
+from TumorApp.analysis.config import DEFAULT_WEIGHTS, REPO_ROOT
 from TumorApp.training.dataset import PATIENTS
 
 CARD = REPO_ROOT / "model" / "model_card.md"
@@ -47,23 +47,25 @@ class Command(BaseCommand):
         parser.add_argument("--write-card", action="store_true", help="update model/model_card.md")
         cv = parser.add_argument_group("cross-validation")
         cv.add_argument("--cv", action="store_true", help="run the patient-grouped cross-validation")
-        cv.add_argument("--folds", type=int, default=5)
+        cv.add_argument("--folds", type=int, default=3)
         cv.add_argument("--fold-seed", type=int, default=0)
         cv.add_argument("--out", default=str(REPO_ROOT / "var" / "cv"),
                         help="fold weights and figures (resumable: existing folds are reused)")
-        cv.add_argument("--epochs", type=int, default=2)
-        cv.add_argument("--samples-per-epoch", type=int, default=400)
+        cv.add_argument("--epochs", type=int, default=6)
+        cv.add_argument("--samples-per-epoch", type=int, default=2048)
         cv.add_argument("--batch-size", type=int, default=8)
-        cv.add_argument("--init-weights", default=str(BASE_WEIGHTS),
+        cv.add_argument("--init-weights", default="",
                         help="every fold fine-tunes from these; the patients they were trained on "
-                             "are trained on in every fold and measured in none ('' for random init)")
+                             "are trained on in every fold and measured in none (default: random init)")
         cv.add_argument("--cache", default=None, help="training slices cache (.npz from dataset.save_cache)")
         cv.add_argument("--recipe", default=None, help="training recipe of the folds (train.RECIPES; default "
                                                        "train.DEFAULT_RECIPE)")
-        cv.add_argument("--always-train", default=None,
+        cv.add_argument("--learning-rate", type=float, default=1e-4, help="Adam's starting rate of the folds")
+        cv.add_argument("--always-train", default="seed,lits-117",
                         help="comma-separated sources trained in every fold and measured in none (default: "
-                             "those the --init-weights were trained on)")
-        cv.add_argument("--thresholds", default="0.4,0.5,0.6,0.7",
+                             "seed, a mangled export, and lits-117, a crop; '' for the sources the "
+                             "--init-weights were trained on)")
+        cv.add_argument("--thresholds", default="0.3,0.4,0.5,0.6,0.7",
                         help="tumour thresholds to compare (post-processing only)")
         cv.add_argument("--baseline", default=None,
                         help="also measure these weights on the same folds (e.g. the previous model)")
@@ -100,7 +102,7 @@ class Command(BaseCommand):
         """The 8 untouched DICOM files, and the same slices exported as W400/L40 8-bit PNG."""
         import cv2
 
-        from TumorApp.analysis.preprocess import to_uint8, window_hu
+        from TumorApp.analysis.preprocess import DISPLAY_WINDOW, to_uint8, window_hu
 
         volume = np.load(root / "volume.npz")
         labels_all, ct_all = volume["label"], volume["ct"]
@@ -111,7 +113,7 @@ class Command(BaseCommand):
             pngs = []
             for i in index:
                 png = Path(tmp) / f"image_{i}.png"
-                cv2.imwrite(str(png), to_uint8(window_hu(ct_all[i])))
+                cv2.imwrite(str(png), to_uint8(window_hu(ct_all[i], *DISPLAY_WINDOW)))
                 pngs.append(png)
             return {f"{len(files)} DICOM uploads (analyze)": evaluate_uploads(files, labels, weights),
                     f"same {len(files)} slices as W400/L40 PNG (analyze)": evaluate_uploads(pngs, labels, weights)}
@@ -141,17 +143,19 @@ class Command(BaseCommand):
         from TumorApp.training.cv import run_cv
 
         init = o["init_weights"] or None
-        from TumorApp.training.train import RECIPES
+        from dataclasses import replace
+
+        from TumorApp.training.train import DEFAULT_RECIPE, RECIPES
 
         always = frozenset(weights_metadata(init).get("trained_on", [])) if init else frozenset()
-        if o["always_train"] is not None:
+        if o["always_train"]:
             always = frozenset(n for n in o["always_train"].split(",") if n)
         train_kwargs = dict(epochs=o["epochs"], samples_per_epoch=o["samples_per_epoch"],
                             batch_size=o["batch_size"], init_weights=init, cache=o["cache"])
-        if o["recipe"]:
-            if o["recipe"] not in RECIPES:
-                raise CommandError(f"--recipe must be one of {', '.join(sorted(RECIPES))}")
-            train_kwargs["recipe"] = RECIPES[o["recipe"]]
+        name = o["recipe"] or DEFAULT_RECIPE
+        if name not in RECIPES:
+            raise CommandError(f"--recipe must be one of {', '.join(sorted(RECIPES))}")
+        train_kwargs["recipe"] = replace(RECIPES[name], learning_rate=o["learning_rate"])
         thresholds = tuple(float(t) for t in o["thresholds"].split(","))
         summary = run_cv(o["data"], o["out"], k=o["folds"], seed=o["fold_seed"], train_kwargs=train_kwargs,
                          thresholds=thresholds, always_train=always, log=lambda m: self.stdout.write(m))
