@@ -26,17 +26,19 @@ from _common import DICOM_SLICES, REPO, machine, median
 import numpy as np  # noqa: E402
 
 
-def write_series(out: Path, slices: int, data: Path) -> np.ndarray | None:
-    """DICOM files in `out`; returns the ground-truth labels (z, y, x) when real data was used."""
+def write_series(out: Path, slices: int, data: Path, patient: str = "ircadb-01") -> np.ndarray | None:
+    """DICOM files in `out` (`slices` from the middle of the patient; 0: all of them); returns the
+    ground-truth labels (z, y, x) when real data was used."""
     import pydicom
     from pydicom.uid import generate_uid
 
-    npz = data / "ircadb-01" / "volume.npz"
+    npz = data / patient / "volume.npz"
     template = pydicom.dcmread(DICOM_SLICES[0])
     series_uid = generate_uid()
     labels = None
     if npz.is_file():
         volume = np.load(npz)
+        slices = slices or volume["ct"].shape[0]
         start = max(0, (volume["ct"].shape[0] - slices) // 2)
         ct = volume["ct"][start:start + slices]
         labels = volume["label"][start:start + slices]
@@ -69,12 +71,12 @@ class Counting:
         return self.segmenter.predict(batch)
 
 
-def backends(weights: Path) -> dict[str, object]:
-    """Every inference backend of `runtime.py` that starts here, by name (fallbacks left out)."""
+def backends(weights: Path, names=None) -> dict[str, object]:
+    """Every inference backend of `runtime.py` (or those `names`) that starts here, by name (fallbacks left out)."""
     from TumorApp.analysis.runtime import BACKENDS, Segmenter
 
     found = {}
-    for name in BACKENDS:
+    for name in names or BACKENDS:
         if name == "tf":
             continue  # the last-resort fallback: several times slower, not a candidate
         segmenter = Segmenter(weights, backend=name)
@@ -117,7 +119,10 @@ def run_once(folder: Path, network, batch: int, skip: bool, crop: bool) -> tuple
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--slices", type=int, default=100)
+    parser.add_argument("--slices", type=int, default=100, help="from the middle of the patient; 0: all")
+    parser.add_argument("--patient", default="ircadb-01", choices=("ircadb-01", "ircadb-07"),
+                        help="whole patient of --data to write as the series")
+    parser.add_argument("--backends", default=None, help="comma-separated backends (default: every one)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per backend (median reported)")
     parser.add_argument("--batch", type=int, default=8, help="slices per batch (default 8, as the worker)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
@@ -133,20 +138,24 @@ def main() -> None:
     print(f"machine: {machine()}, {inference_threads()} inference threads")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        labels = write_series(folder, args.slices, args.data)
-        print(f"series: {args.slices} slices of {'3D-IRCADb-01 (real, consecutive)' if labels is not None else 'the fixture slices'}"
+        labels = write_series(folder, args.slices, args.data, args.patient)
+        args.slices = len(list(folder.iterdir()))
+        print(f"series: {args.slices} slices of {args.patient + ' (real, consecutive)' if labels is not None else 'the fixture slices'}"
               f", {sum(p.stat().st_size for p in folder.iterdir()) / 2**20:.0f} MiB of DICOM")
         weights = args.weights or DEFAULT_WEIGHTS
-        held_out = "ircadb-01" in weights_metadata(weights).get("held_out", [])
-        print(f"weights: {weights} ({'ircadb-01 held out: Dice below is held-out' if held_out else 'trained on ircadb-01: Dice below is NOT held-out accuracy'})")
-        nets = backends(weights)
+        meta = weights_metadata(weights)
+        held_out = args.patient in meta.get("held_out", []) + meta.get("excluded_patients", [])
+        print(f"weights: {weights} ({args.patient + ' held out: Dice below is held-out' if held_out else 'trained on ' + args.patient + ': Dice below is NOT held-out accuracy'})")
+        nets = backends(weights, args.backends.split(",") if args.backends else None)
         for net in nets.values():  # warm-up: first-call costs are not per-series costs
             net.predict(np.zeros((2, 128, 128), np.float32))
         # Each backend on the product path (liverless in-between slices skipped, liver-crop pass on),
         # then the default backend on every slice (what the skip saves) and without the crop pass
         # (what the refinement costs and gives), to show where the time goes.
         rows = [(name, net, True, True) for name, net in nets.items()]
-        rows += [(f"{DEFAULT} every slice", nets[DEFAULT], False, True), (f"{DEFAULT} no crop", nets[DEFAULT], True, False)]
+        if DEFAULT in nets:
+            rows += [(f"{DEFAULT} every slice", nets[DEFAULT], False, True),
+                     (f"{DEFAULT} no crop", nets[DEFAULT], True, False)]
         times: dict[str, list[dict]] = {row[0]: [] for row in rows}
         results = {}
         for _ in range(max(1, args.rounds)):
@@ -155,7 +164,8 @@ def main() -> None:
                 times[name].append(t)
 
     print(f"\n{'backend':<22}{'passes':>7}{'slices/s':>9}{'total s':>9}{'load':>7}{'segment':>9}{'measure':>9}{'export*':>8}"
-          + ("   liver Dice  tumour Dice  tumour mL" if labels is not None else "   tumour mL") + "  lesions  stage")
+          + ("   liver Dice  tumour Dice   liver mL  tumour mL" if labels is not None else "   tumour mL")
+          + "  lesions  stage")
     for name, runs in times.items():
         med = {k: median([r[k] for r in runs]) for k in runs[0]}
         line = (f"{name:<22}{med['passes']:>7.0f}{args.slices / med['total']:>9.1f}{med['total']:>9.2f}{med['load']:>7.2f}"
@@ -163,7 +173,7 @@ def main() -> None:
         res = results[name]
         if labels is not None:
             line += (f"   {dice(res.liver, labels > 0):>10.3f}  {dice(res.tumor, labels == 2):>11.3f}"
-                     f"  {res.tumor_volume_ml:>9.1f}")
+                     f"  {res.liver_volume_ml:>9.1f}  {res.tumor_volume_ml:>9.1f}")
         else:
             line += f"   {res.tumor_volume_ml:>9.1f}"
         print(line + f"  {len(res.lesions):>7}  {res.stage or '-':>5}")
