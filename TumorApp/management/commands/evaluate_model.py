@@ -60,6 +60,8 @@ class Command(BaseCommand):
         cv.add_argument("--cache", default=None, help="training slices cache (.npz from dataset.save_cache)")
         cv.add_argument("--recipe", default=None, help="training recipe of the folds (train.RECIPES; default "
                                                        "train.DEFAULT_RECIPE)")
+        cv.add_argument("--backend", default="onnx", help="inference backend the folds are measured with "
+                                                           "(runtime.BACKENDS)")
         cv.add_argument("--learning-rate", type=float, default=1e-4, help="Adam's starting rate of the folds")
         cv.add_argument("--always-train", default="seed,lits-117",
                         help="comma-separated sources trained in every fold and measured in none (default: "
@@ -158,7 +160,8 @@ class Command(BaseCommand):
         train_kwargs["recipe"] = replace(RECIPES[name], learning_rate=o["learning_rate"])
         thresholds = tuple(float(t) for t in o["thresholds"].split(","))
         summary = run_cv(o["data"], o["out"], k=o["folds"], seed=o["fold_seed"], train_kwargs=train_kwargs,
-                         thresholds=thresholds, always_train=always, log=lambda m: self.stdout.write(m))
+                         thresholds=thresholds, always_train=always, backend=o["backend"],
+                         log=lambda m: self.stdout.write(m))
         baseline = None
         if o["baseline"]:
             baseline = self._baseline(o, summary)
