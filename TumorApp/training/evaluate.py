@@ -28,7 +28,7 @@ def check_held_out(weights: Path, holdout: str) -> dict:
     meta = weights_metadata(weights)
     if "trained_on" not in meta:
         raise TrainedOnHoldout(f"{weights}: no metadata saying which patients it was trained on")
-    if holdout in meta["trained_on"]:
+    if holdout in meta["trained_on"] or holdout in meta.get("trained_on_patients", []):
         raise TrainedOnHoldout(f"{weights} was trained on {holdout}: its figures there would not be held-out")
     return meta
 
