@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template import loader
 from django.views.decorators.http import require_GET, require_http_methods
 
+from TumorApp.analysis import labels
 from TumorApp.analysis.config import CONTRACT
 from TumorApp.analysis.errors import InputError
 
@@ -72,6 +73,7 @@ def _result_context(analysis):
         "images": selectors.embedded_images(analysis),
         "spacing_label": SPACING_LABELS.get(analysis.spacing_source, analysis.spacing_source),
         "low_confidence": CONTRACT.low_confidence,
+        "label_registry": labels.as_json(),  # the editor's colours and windows
     }
 
 

@@ -13,11 +13,12 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
+from .labels import BOX_RGB, LIVER, TUMOR
 from .measure import Lesion
 
-LIVER_BGR = (60, 200, 60)
-TUMOR_BGR = (40, 40, 235)
-BOX_BGR = (0, 220, 255)
+LIVER_BGR = LIVER.bgr
+TUMOR_BGR = TUMOR.bgr
+BOX_BGR = BOX_RGB[::-1]
 
 
 def png(image: np.ndarray) -> bytes:

@@ -8,17 +8,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .labels import LIVER, TUMOR
+from .labels import WINDOWS as LABEL_WINDOWS
 from .preprocess import window_hu
 
-# name -> (centre, width) in HU; "abdomen" is what the network sees.
-WINDOWS = {
-    "abdomen": (40.0, 400.0),
-    "liver": (60.0, 160.0),
-    "bone": (400.0, 1800.0),
-    "lung": (-600.0, 1500.0),
-}
-LIVER_BGR = (80, 200, 60)
-TUMOR_BGR = (40, 40, 230)
+# The viewer's presets (name -> level and width in HU), from the one registry.
+WINDOWS = {name: (w.level, w.width) for name, w in LABEL_WINDOWS.items()}
 
 
 def render_slice(hu: np.ndarray, labels: np.ndarray | None, window: str = "abdomen") -> bytes:
@@ -31,13 +26,13 @@ def render_slice(hu: np.ndarray, labels: np.ndarray | None, window: str = "abdom
         tumor = labels == 2
         if tumor.any():
             fill = image.copy()
-            fill[tumor] = TUMOR_BGR
+            fill[tumor] = TUMOR.bgr
             image = cv2.addWeighted(fill, 0.45, image, 0.55, 0)
             contours, _ = cv2.findContours(tumor.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-            cv2.drawContours(image, contours, -1, TUMOR_BGR, 1)
+            cv2.drawContours(image, contours, -1, TUMOR.bgr, 1)
         liver = (labels > 0).astype(np.uint8)
         contours, _ = cv2.findContours(liver, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(image, contours, -1, LIVER_BGR, 1)
+        cv2.drawContours(image, contours, -1, LIVER.bgr, 1)
     ok, png = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise RuntimeError("PNG encoding failed")

@@ -1,7 +1,11 @@
 // The canvas: the slice at full resolution with the label overlay, zoom/pan and the brush cursor.
 
-export const WINDOWS = { abdomen: { width: 400, level: 40 }, liver: { width: 150, level: 80 } };
-const COLOURS = { 1: [60, 200, 60], 2: [235, 40, 40] };  // liver green, tumour red (as the pictures)
+// Label colours and windows come from the server's one registry (TumorApp/analysis/labels.py),
+// written into the page as JSON, so the editor draws what the pictures draw.
+const REGISTRY = JSON.parse(document.getElementById("label-registry").textContent);
+export const WINDOWS = REGISTRY.windows;
+const COLOURS = Object.fromEntries(
+  Object.entries(REGISTRY.labels).filter(([value]) => value !== "0").map(([value, label]) => [value, label.rgb]));
 
 // HU -> 0..255 grey through a window.
 export function windowed(hu, { width, level }) {
