@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -52,18 +53,17 @@ def submit_series(*, user, uploads, ip: str | None = None) -> SeriesJob:
     """Validate the uploaded files as one series, store them, audit and queue the job (with
     SERIES_QUEUE=celery, also send it to the Celery workers once committed).
 
-    Raises `InputError` (nothing stored) when the files are not one analysable series.  The
-    volume is read once here so that bad input is refused at upload, not minutes later.
+    Raises `InputError` (nothing stored) when the files are not one analysable series.  The upload
+    is checked here from its headers and a few decoded slices (`check_series`: every budget, the
+    geometry, the slice input check), one file in memory at a time, so bad input is refused at
+    upload, not minutes later, and no series is decoded whole in the request.
     """
-    from TumorApp.analysis.volume import load_series
+    from TumorApp.analysis.volume import check_series
 
     if not uploads:
         raise InputError("Choose the files of one CT series (DICOM files or a zip), or one NIfTI volume.")
-    items = []
-    for upload in uploads:
-        upload.seek(0)
-        items.append((clean_filename(getattr(upload, "name", "") or ""), upload.read()))
-    volume = load_series(items)  # InputError for anything we cannot analyse
+    items = [(clean_filename(getattr(upload, "name", "") or ""), upload) for upload in uploads]
+    found = check_series(items)  # InputError for anything we cannot analyse
     names = [name for name, _ in items]
     display = names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
 
@@ -71,10 +71,11 @@ def submit_series(*, user, uploads, ip: str | None = None) -> SeriesJob:
     saved: list[str] = []
     try:
         with transaction.atomic():
-            for k, (name, data) in enumerate(items):
-                saved.append(default_storage.save(f"{folder}/input/{k:04d}_{name}", ContentFile(data)))
-            job = SeriesJob.objects.create(owner=user, name=display[:255], kind=volume.kind, folder=folder,
-                                           progress_total=volume.slices)
+            for k, (name, upload) in enumerate(items):
+                upload.seek(0)  # copied in chunks, never read whole
+                saved.append(default_storage.save(f"{folder}/input/{k:04d}_{name}", upload))
+            job = SeriesJob.objects.create(owner=user, name=display[:255], kind=found.kind, folder=folder,
+                                           progress_total=found.slices)
             record_event(action=AuditEvent.Action.SERIES_SUBMIT, user=user, ip=ip, detail=f"series {job.pk}")
             if settings.SERIES_QUEUE == "celery":
                 # After the commit, so that no worker looks for a row it cannot see yet.
@@ -100,13 +101,11 @@ def _send(job_id: int) -> None:
                     job_id, exc)
 
 
-def input_items(job: SeriesJob) -> list[tuple[str, bytes]]:
+def input_items(job: SeriesJob) -> list[tuple[str, Path]]:
+    """The stored upload as (name, path) items: the reader opens one file at a time."""
     _, files = default_storage.listdir(f"{job.folder}/input")
-    items = []
-    for stored in sorted(files):
-        with default_storage.open(f"{job.folder}/input/{stored}", "rb") as f:
-            items.append((stored.split("_", 1)[-1], f.read()))
-    return items
+    return [(stored.split("_", 1)[-1], Path(default_storage.path(f"{job.folder}/input/{stored}")))
+            for stored in sorted(files)]
 
 
 # --- delete ------------------------------------------------------------------------------------
@@ -281,6 +280,7 @@ def run_job(job: SeriesJob, worker: str, *, segmenter=None, batch_size: int = 8)
         }
         record = result.to_dict()
         record["notes"] = result.volume.notes
+        record["stage_label"] = result.stage_label  # what the pages show, from the one staging rule
         done = _mine(job, worker).update(status=SeriesJob.Status.DONE, result=record, files=files,
                                          progress_done=result.volume.slices, finished_at=timezone.now())
         if not done:

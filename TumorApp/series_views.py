@@ -44,7 +44,7 @@ class SeriesUploadForm(forms.Form):
         label="CT series",
         widget=MultipleFileInput(attrs={"multiple": True, "accept": ".dcm,.zip,.nii,.gz,application/dicom"}),
         help_text="All DICOM files of one axial CT series (select them all, or one .zip), or one NIfTI "
-                  "volume (.nii or .nii.gz). Up to 1000 slices.",
+                  "volume (.nii or .nii.gz). Up to 1000 slices (about 850 of 512 x 512).",
         error_messages={"required": "Choose the files of one CT series, a zip, or a NIfTI volume."},
     )
 

@@ -243,13 +243,19 @@ def _min_max(values: np.ndarray) -> np.ndarray:
 
 # --- DICOM -------------------------------------------------------------------------------------
 
-def _load_dicom(raw: bytes, filename: str, *, guessing: bool = False) -> CTSlice:
+def read_dicom(raw: bytes, filename: str = "", *, guessing: bool = False,
+               max_inflated: int | None = None):
+    """Parse one DICOM file and check every budget its header states before any pixel is decoded:
+    the inflated size of deflated data (counted in chunks), pixel data present, modality, rows x
+    columns, layout, frames x bytes, a known transfer syntax, and a compressed frame's codestream
+    against the header.  Returns (dataset, frames).  Slices (`load`) and series (`volume.py`)
+    both read DICOM through here, so both keep the same rules."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     unreadable = ("The file is not an image we can read (PNG, JPEG or DICOM)." if guessing
                   else "The DICOM file is damaged or truncated and could not be read.")
-    _check_inflated_size(raw)
+    _check_inflated_size(raw, MAX_INFLATED_BYTES if max_inflated is None else max_inflated)
     try:
         ds = pydicom.dcmread(io.BytesIO(raw), force=True)
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError,
@@ -271,11 +277,17 @@ def _load_dicom(raw: bytes, filename: str, *, guessing: bool = False) -> CTSlice
     modality = str(ds.get("Modality", "") or "").strip().upper()
     if modality in NON_CT_MODALITIES:
         raise InputError(f"This DICOM file is a {modality} image; only CT slices can be analysed.")
-
-    notes: list[str] = []
     frames = _check_declared_pixels(ds)
+    _check_encoding(ds, frames // 2 if frames > 1 else 0, frames)
+    return ds, frames
+
+
+def _load_dicom(raw: bytes, filename: str, *, guessing: bool = False) -> CTSlice:
+    ds, frames = read_dicom(raw, filename, guessing=guessing)
+    modality = str(ds.get("Modality", "") or "").strip().upper()
+    notes: list[str] = []
     index = frames // 2 if frames > 1 else None
-    stored = _decode_frame(ds, index, frames)
+    stored = decode_frame(ds, index)
     if index is not None:
         notes.append(f"Multi-frame DICOM: frame {index + 1} of {frames} was analysed.")
     samples = _dicom_int(ds, "SamplesPerPixel", 1)
@@ -285,24 +297,24 @@ def _load_dicom(raw: bytes, filename: str, *, guessing: bool = False) -> CTSlice
         raise InputError("The DICOM image is not a 2-D slice.")
 
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
-    spacing = _dicom_spacing(ds, notes)
+    spacing = dicom_spacing(ds, notes)
     bits = _dicom_int(ds, "BitsStored", 16)
 
     if modality == "CT":
-        hu = _modality_lut(stored, ds)
+        hu = modality_lut(stored, ds)
         rescaled = "RescaleIntercept" in ds or "ModalityLUTSequence" in ds
         if not rescaled and not _plausible_hu(hu) and _plausible_hu(hu - HU_OFFSET_16BIT):
             # No rescale tags and values that only make sense as HU + 1024 (air at 0).
             hu = hu - HU_OFFSET_16BIT
             notes.append("The CT file has no rescale intercept; values were read as HU + 1024.")
         if photometric == "MONOCHROME1":
-            inverted = _modality_lut(_invert_stored(stored, ds), ds)
+            inverted = modality_lut(_invert_stored(stored, ds), ds)
             if _border_median(inverted) < _border_median(hu):
                 hu = inverted
                 notes.append("MONOCHROME1 DICOM: pixel values were inverted.")
         return CTSlice(hu.astype(np.float32), True, spacing, "dicom", bits, filename, tuple(notes))
 
-    values = _modality_lut(stored, ds)
+    values = modality_lut(stored, ds)
     if photometric == "MONOCHROME1":
         values = values.max() + values.min() - values
         notes.append("MONOCHROME1 DICOM: pixel values were inverted.")
@@ -324,7 +336,7 @@ def _dicom_int(ds, keyword: str, default: int) -> int:
         raise InputError(f"The DICOM {keyword} is damaged.") from exc
 
 
-def _check_inflated_size(raw: bytes) -> None:
+def _check_inflated_size(raw: bytes, limit: int) -> None:
     """Deflated DICOM (1.2.840.10008.1.2.1.99) is inflated whole by pydicom: check how large it
     inflates, with bounded output, before letting it do so."""
     import zlib
@@ -345,14 +357,14 @@ def _check_inflated_size(raw: bytes) -> None:
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     pending, inflated = raw[fp.tell():], 0
     try:
-        while pending and inflated <= MAX_INFLATED_BYTES and not inflater.eof:
+        while pending and inflated <= limit and not inflater.eof:
             inflated += len(inflater.decompress(pending, 2**20))
             pending = inflater.unconsumed_tail
     except zlib.error as exc:
         raise InputError("The deflated DICOM file is damaged and could not be inflated.") from exc
-    if inflated > MAX_INFLATED_BYTES:
+    if inflated > limit:
         raise InputError(f"The deflated DICOM file inflates to more than "
-                         f"{MAX_INFLATED_BYTES // 2**20} MiB; that is too large to analyse.")
+                         f"{limit // 2**20} MiB; that is too large to analyse.")
 
 
 def _check_declared_pixels(ds) -> int:
@@ -376,21 +388,29 @@ def _check_declared_pixels(ds) -> int:
     return frames
 
 
-def _decode_frame(ds, index: int | None, frames: int) -> np.ndarray:
-    """Decode one frame only (all of a single-frame image); compressed frames are first checked
-    against the declared size, so a codestream cannot expand past the budget."""
-    from pydicom.pixels import get_decoder, pixel_array
+def _check_encoding(ds, index: int, frames: int) -> None:
+    """A transfer syntax we can decode, and for compressed data the frame's codestream against
+    the declared size, so a codestream cannot expand past the budget."""
+    from pydicom.pixels import get_decoder
 
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    if syntax is not None:
-        try:
-            get_decoder(syntax)
-            compressed = bool(syntax.is_compressed)
-        except (NotImplementedError, ValueError, AttributeError) as exc:
-            raise InputError(f"The DICOM image could not be decoded: its transfer syntax ({syntax}) "
-                             "is not one we know.") from exc
-        if compressed and "PixelData" in ds:
-            _check_codestream(ds, index or 0, frames)
+    if syntax is None:
+        return
+    try:
+        get_decoder(syntax)
+        compressed = bool(syntax.is_compressed)
+    except (NotImplementedError, ValueError, AttributeError) as exc:
+        raise InputError(f"The DICOM image could not be decoded: its transfer syntax ({syntax}) "
+                         "is not one we know.") from exc
+    if compressed and "PixelData" in ds:
+        _check_codestream(ds, index, frames)
+
+
+def decode_frame(ds, index: int | None = None) -> np.ndarray:
+    """Decode one frame only (all of a single-frame image) of a dataset `read_dicom` accepted."""
+    from pydicom.pixels import pixel_array
+
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     try:
         return pixel_array(ds, index=index)
     except InputError:
@@ -457,10 +477,9 @@ def codestream_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _modality_lut(stored: np.ndarray, ds) -> np.ndarray:
-    """Stored values -> modality values (HU for CT), with a clear refusal for unusable LUT tags."""
-    from pydicom.pixels import apply_modality_lut
-
+def check_modality_lut(ds) -> None:
+    """Refuse unusable modality LUT tags (an incomplete LUT, a rescale that is not a finite number)
+    from the header, before any pixel is decoded."""
     if "ModalityLUTSequence" in ds:
         try:
             item = ds.ModalityLUTSequence[0]
@@ -470,16 +489,23 @@ def _modality_lut(stored: np.ndarray, ds) -> np.ndarray:
             ok = False
         if not ok:
             raise InputError("The DICOM Modality LUT is incomplete (no LUT data or descriptor).")
-    else:
-        for keyword in ("RescaleSlope", "RescaleIntercept"):
-            if keyword not in ds:
-                continue
-            try:
-                value = float(ds[keyword].value)
-            except Exception as exc:
-                raise InputError(f"The DICOM {keyword} is not a number.") from exc
-            if not np.isfinite(value):
-                raise InputError(f"The DICOM {keyword} is not a finite number.")
+        return
+    for keyword in ("RescaleSlope", "RescaleIntercept"):
+        if keyword not in ds:
+            continue
+        try:
+            value = float(ds[keyword].value)
+        except Exception as exc:
+            raise InputError(f"The DICOM {keyword} is not a number.") from exc
+        if not np.isfinite(value):
+            raise InputError(f"The DICOM {keyword} is not a finite number.")
+
+
+def modality_lut(stored: np.ndarray, ds) -> np.ndarray:
+    """Stored values -> modality values (HU for CT), with a clear refusal for unusable LUT tags."""
+    from pydicom.pixels import apply_modality_lut
+
+    check_modality_lut(ds)
     try:
         return np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
     except Exception as exc:
@@ -502,7 +528,7 @@ def _dicom_colour(ds, stored, filename, notes) -> CTSlice:
     grey = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
     notes.append("Colour DICOM: converted to greyscale and analysed as a display image.")
     scale = grey / 255.0 if grey.max() <= 255 else _min_max(grey)
-    spacing = _dicom_spacing(ds, notes)
+    spacing = dicom_spacing(ds, notes)
     shown = rgb / 255.0 if rgb.max() <= 255 else (rgb - rgb.min()) / max(float(np.ptp(rgb)), 1e-6)
     return CTSlice(np.clip(scale, 0, 1).astype(np.float32), False, spacing, "dicom", 8, filename,
                    tuple(notes), coloured_share=coloured_share(shown))
@@ -523,7 +549,7 @@ def _border_median(values: np.ndarray) -> float:
     return float(np.median(border))
 
 
-def _dicom_spacing(ds, notes: list[str]) -> tuple[float, float] | None:
+def dicom_spacing(ds, notes: list[str]) -> tuple[float, float] | None:
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         value = ds.get(keyword)
         if value is None:

@@ -17,6 +17,7 @@ from .measure import Lesion
 STAGE_NOTE = "size-based estimate, not a clinical stage"
 NO_TUMOR = "No Tumor Detected"
 INCONCLUSIVE = "Inconclusive: no liver found on this slice"
+INCONCLUSIVE_SERIES = "Inconclusive: no liver found in this series"
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,12 @@ def affected_percent(tumor_area_px: int, liver_area_px: int) -> float:
 
 
 def stage(lesions: Sequence[Lesion], *, liver_area_px: int, tumor_area_px: int,
-          liver_found: bool = True) -> Staging:
+          liver_found: bool = True, where: str = "slice") -> Staging:
+    """`where`: "slice", or "series" for a whole volume (areas are then voxel counts; only the
+    inconclusive label's wording differs)."""
     if not liver_found:
-        return Staging(False, None, 0.0, None, INCONCLUSIVE, inconclusive=True)
+        label = INCONCLUSIVE_SERIES if where == "series" else INCONCLUSIVE
+        return Staging(False, None, 0.0, None, label, inconclusive=True)
     percent = affected_percent(tumor_area_px, liver_area_px)
     if not lesions:
         return Staging(False, None, percent, None, NO_TUMOR)

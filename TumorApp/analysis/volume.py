@@ -17,12 +17,14 @@ Conventions (also in the README):
   longest axial diameter = the largest per-slice `feret_diameter_max` (scikit-image, mm);
   side/part compare the lesion's centroid with the middle of the whole liver's extent (as the
   single-slice rule does); the stage comes from the longest of those diameters.
+* Reading: one file at a time through the slice reader's DICOM rules (`loading.read_dicom`: every
+  budget from the header before decoding), the series budgets (`series_input.py`: files, bytes,
+  voxels) before any pixel is decoded, then slice by slice into one preallocated int16 array.
+  NIfTI: `nifti.py`, header first.  `check_series` is the upload check: headers, then the
+  single-slice input check (`plausibility.py`) on a few decoded slices.
 """
 from __future__ import annotations
 
-import io
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -32,22 +34,19 @@ from scipy import ndimage as ndi
 from skimage.measure import regionprops
 
 from .errors import InputError
-from .loading import MAX_PIXELS, MIN_SIDE, NON_CT_MODALITIES
+from .loading import CTSlice, check_modality_lut, decode_frame, dicom_spacing, modality_lut, read_dicom
+from .nifti import read as read_nifti
+from .plausibility import check as check_plausible
 from .postprocess import clean
 from .preprocess import window_hu
 from .segment import SegmenterLike, segment_many
-from .staging import NO_TUMOR, STAGE_NOTE, stage_for_diameter
-
-MAX_SLICES = 1000
-# Unzipped size we are willing to read from one upload (a 1000-slice 512 px series is ~0.5 GiB).
-MAX_SERIES_BYTES = 1536 * 2**20
+from .series_input import (MAX_FILE_BYTES, MAX_SERIES_VOXELS, MAX_SLICES, Item, SeriesFile, open_files,
+                           sample_indices)
+from .staging import Staging, stage, stage_for_diameter
 # Direction cosines this close to an axis count as axial (about 8 degrees of gantry tilt).
 AXIAL_TOLERANCE = 0.99
 # Slice steps may differ from the median by this fraction before we call it a gap.
 STEP_TOLERANCE = 0.2
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-
-Item = tuple[str, bytes]  # (file name, content)
 
 
 @dataclass
@@ -61,7 +60,7 @@ class SeriesVolume:
     # was flipped to reach radiological orientation (rows, cols), to undo for export.
     datasets: list = field(default_factory=list)
     flips: tuple[bool, bool] = (False, False)
-    nifti: object | None = None  # nibabel image as uploaded (its affine and orientation)
+    nifti: object | None = None  # NIfTI: the upload's affine and header (`nifti.NiftiSource`)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -97,8 +96,19 @@ class SeriesResult:
         return 100.0 * self.tumor_volume_ml / self.liver_volume_ml if self.liver_volume_ml > 0 else 0.0
 
     @property
+    def staging(self) -> Staging:
+        """The single-slice staging rule (`staging.stage`): no liver anywhere is inconclusive, not
+        "no tumour"."""
+        return stage(self.lesions, liver_area_px=int(self.liver.sum()), tumor_area_px=int(self.tumor.sum()),
+                     liver_found=bool(self.liver.any()), where="series")
+
+    @property
     def stage_label(self) -> str:
-        return f"Stage {self.stage} ({STAGE_NOTE})" if self.stage else NO_TUMOR
+        return self.staging.label
+
+    @property
+    def inconclusive(self) -> bool:
+        return self.staging.inconclusive
 
     def label_volume(self) -> np.ndarray:
         """uint8 (z, y, x): 0 background, 1 liver, 2 tumour."""
@@ -115,6 +125,7 @@ class SeriesResult:
             "tumor_volume_ml": round(self.tumor_volume_ml, 2),
             "tumor_burden_percent": round(self.tumor_burden_percent, 2),
             "stage": self.stage,
+            "inconclusive": self.inconclusive,
             "lesions": [{
                 "volume_ml": round(les.volume_ml, 3),
                 "max_diameter_mm": round(les.max_diameter_mm, 2),
@@ -129,113 +140,171 @@ class SeriesResult:
 
 # --- input -------------------------------------------------------------------------------------
 
-def read_items(path: str | Path) -> list[Item]:
-    """A folder (its files, recursively), a zip, a NIfTI or a single DICOM file -> items."""
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+@dataclass(frozen=True)
+class SeriesCheck:
+    """What the upload check found: enough to queue a job (kind, slices), nothing decoded in bulk."""
+
+    kind: str  # "dicom" / "nifti"
+    slices: int
+    shape: tuple[int, int, int]  # z, y, x
+    spacing_mm: tuple[float, float, float]
+
+
+def check_series(source: str | Path | Sequence[Item]) -> SeriesCheck:
+    """Validate an upload as one analysable series without decoding it: every file's headers
+    against the budgets (files, bytes, voxels, per-slice rules of `loading.read_dicom`), the series'
+    geometry, then the slice input check (`plausibility.check`) on a few decoded slices, so blank,
+    noise and non-CT series are refused here.  InputError for anything we would refuse later."""
+    with open_files(source) as files:
         if not files:
-            raise InputError(f"The folder {path.name} has no files in it.")
-        total = sum(p.stat().st_size for p in files)
-        if total > MAX_SERIES_BYTES:
-            raise InputError(f"The series is too large ({total // 2**20} MiB); the limit is "
-                             f"{MAX_SERIES_BYTES // 2**20} MiB.")
-        return [(str(p.relative_to(path)), p.read_bytes()) for p in files]
-    try:
-        return [(path.name, path.read_bytes())]
-    except OSError as exc:
-        raise InputError(f"Could not read {path.name}: {exc.strerror or exc}") from exc
-
-
-def expand_items(items: Sequence[Item]) -> list[Item]:
-    """Unpack zips (one level); drop hidden files, macOS resource forks and DICOMDIR indexes."""
-    out: list[Item] = []
-    total = 0
-    for name, data in items:
-        if data[:4] == b"PK\x03\x04" or name.lower().endswith(".zip"):
-            try:
-                with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                    members = [m for m in archive.infolist() if not m.is_dir()]
-                    total += sum(m.file_size for m in members)
-                    if total > MAX_SERIES_BYTES:
-                        raise InputError(f"The zip holds more than {MAX_SERIES_BYTES // 2**20} MiB "
-                                         "once unpacked; the limit is that size.")
-                    for m in members:
-                        base = m.filename.rsplit("/", 1)[-1]
-                        if base.startswith(".") or "__MACOSX" in m.filename or base.upper() == "DICOMDIR":
-                            continue
-                        out.append((m.filename, archive.read(m)))
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as exc:
-                raise InputError(f"{name} is not a zip file we can open ({exc}).") from exc
-            continue
-        base = name.rsplit("/", 1)[-1]
-        if base.startswith(".") or base.upper() == "DICOMDIR":
-            continue
-        total += len(data)
-        out.append((name, data))
-    if total > MAX_SERIES_BYTES:
-        raise InputError(f"The series is too large; the limit is {MAX_SERIES_BYTES // 2**20} MiB.")
-    return out
+            raise InputError("No files were given (the zip or folder is empty).")
+        nifti = [f for f in files if f.is_nifti]
+        if nifti:
+            if len(files) > 1:
+                raise InputError("Upload one NIfTI volume on its own, or DICOM files, not both or several.")
+            found = read_nifti(nifti[0], sample=True)
+            _check_plausible(found.samples, found.shape[0], found.spacing_mm[1:])
+            return SeriesCheck("nifti", found.shape[0], found.shape, found.spacing_mm)
+        plan = _dicom_plan(files)
+        samples = {k: _decode_slice(plan, k) for k in sample_indices(plan.slices)}
+        _check_plausible(samples, plan.slices, plan.spacing_mm[1:])
+        return SeriesCheck("dicom", plan.slices, (plan.slices, plan.rows, plan.cols), plan.spacing_mm)
 
 
 def load_series(source: str | Path | Sequence[Item]) -> SeriesVolume:
-    """A path (folder, zip, NIfTI, DICOM) or uploaded (name, bytes) items -> `SeriesVolume`."""
-    items = read_items(source) if isinstance(source, (str, Path)) else list(source)
-    items = expand_items(items)
-    if not items:
-        raise InputError("No files were given (the zip or folder is empty).")
-    nifti = [item for item in items if item[0].lower().endswith(NIFTI_SUFFIXES)]
-    if nifti:
-        if len(items) > 1:
-            raise InputError("Upload one NIfTI volume on its own, or DICOM files, not both or several.")
-        return _load_nifti(*nifti[0])
-    return _load_dicom_series(items)
+    """A path (folder, zip, NIfTI, DICOM) or uploaded (name, bytes or file) items -> `SeriesVolume`.
+
+    Headers first (every budget), then the pixels slice by slice into one preallocated array."""
+    with open_files(source) as files:
+        if not files:
+            raise InputError("No files were given (the zip or folder is empty).")
+        nifti = [f for f in files if f.is_nifti]
+        if nifti:
+            if len(files) > 1:
+                raise InputError("Upload one NIfTI volume on its own, or DICOM files, not both or several.")
+            found = read_nifti(nifti[0])
+            _check_hu_percentiles(found.hu, nifti[0].name)
+            return SeriesVolume(hu=found.hu, spacing_mm=found.spacing_mm, kind="nifti", nifti=found.source)
+        plan = _dicom_plan(files)
+        hu = np.empty((plan.slices, plan.rows, plan.cols), dtype=np.int16)
+        for k in range(plan.slices):
+            hu[k] = _decode_slice(plan, k)
+        notes = []
+        if any(plan.flips):
+            notes.append("The slices were flipped to radiological orientation for analysis.")
+        return SeriesVolume(hu=hu, spacing_mm=plan.spacing_mm, kind="dicom", datasets=[s.ds for s in plan.order],
+                            flips=plan.flips, notes=notes)
+
+
+def _check_plausible(samples: dict[int, np.ndarray], total: int, spacing_yx) -> None:
+    """The single-slice input check on the sampled slices: refused when most of them fail."""
+    failures = []
+    for k, plane in sorted(samples.items()):
+        ct = CTSlice(plane.astype(np.float32), True, tuple(float(v) for v in spacing_yx), "series", 16)
+        try:
+            check_plausible(ct)
+        except InputError as exc:
+            failures.append((k, exc))
+    if failures and 2 * len(failures) > len(samples):
+        k, exc = failures[0]
+        raise InputError(f"The series does not look like CT of a body: {len(failures)} of the {len(samples)} "
+                         f"slices checked were refused (slice {k + 1} of {total}: {exc})")
+
+
+def _check_hu_percentiles(hu: np.ndarray, name: str) -> None:
+    lo, hi = np.percentile(hu[:, ::8, ::8], [1, 99])
+    if not (lo <= -500 and hi >= -200):
+        raise InputError(f"{name} does not look like CT in Hounsfield units (1st/99th percentiles "
+                         f"{lo:.0f}/{hi:.0f}).")
 
 
 # --- DICOM -------------------------------------------------------------------------------------
 
-def _load_dicom_series(items: Sequence[Item]) -> SeriesVolume:
-    import pydicom
-    from pydicom.pixels import apply_modality_lut
+@dataclass(frozen=True)
+class _Slice:
+    file: SeriesFile
+    ds: object  # the header, pixel data removed
 
-    if len(items) > MAX_SLICES:
-        raise InputError(f"The series has {len(items)} files; at most {MAX_SLICES} slices can be analysed.")
-    datasets = []
-    for name, data in items:
-        try:
-            ds = pydicom.dcmread(io.BytesIO(data), force=True)
-            ok = "PixelData" in ds and "Rows" in ds
-        except Exception as exc:  # pydicom raises many types on garbage; all mean "not DICOM"
-            raise InputError(f"{name} is not a DICOM file we can read.") from exc
-        if not ok:
-            raise InputError(f"{name} is not a DICOM image (no pixel data); upload the slices of one "
-                             "CT series, as files or one zip, or one NIfTI volume.")
-        datasets.append((name, ds))
 
-    first_name, first = datasets[0]
-    series = {str(ds.get("SeriesInstanceUID", "")) for _, ds in datasets}
+@dataclass
+class _DicomPlan:
+    """A DICOM series read from its headers: slices in volume order and how to place their pixels."""
+
+    order: list[_Slice]  # volume order (slice 0 the most inferior)
+    rows: int
+    cols: int
+    spacing_mm: tuple[float, float, float]
+    flips: tuple[bool, bool]  # (rows, cols) flipped to radiological orientation
+
+    @property
+    def slices(self) -> int:
+        return len(self.order)
+
+
+def _read_file(f: SeriesFile):
+    """One file through the shared DICOM reader (`loading.read_dicom`: every per-file budget), with
+    the series' own rules; (dataset with pixel data, raw size)."""
+    raw = f.read()
+    try:
+        ds, frames = read_dicom(raw, f.name, max_inflated=MAX_FILE_BYTES)
+    except InputError as exc:
+        if raw[128:132] != b"DICM":
+            raise InputError(f"{f.name} is not a DICOM file we can read; upload the slices of one CT series "
+                             "(DICOM files or one zip) or one NIfTI volume.") from exc
+        raise InputError(f"{f.name}: {exc}") from exc
+    modality = str(ds.get("Modality", "") or "").strip().upper()
+    if modality not in ("CT", ""):
+        raise InputError(f"{f.name} is a {modality} image; only CT series can be analysed.")
+    if frames > 1:
+        raise InputError(f"{f.name} is a multi-frame image; upload single-slice CT files.")
+    if _int(ds, "SamplesPerPixel", 1, f.name) != 1:
+        raise InputError(f"{f.name} is a colour image; only greyscale CT can be analysed.")
+    try:
+        check_modality_lut(ds)
+    except InputError as exc:
+        raise InputError(f"{f.name}: {exc}") from exc
+    return ds
+
+
+def _int(ds, keyword: str, default: int, name: str) -> int:
+    try:
+        return int(ds.get(keyword, default) or default)
+    except Exception as exc:  # pydicom converts lazily; a damaged element fails here
+        raise InputError(f"{name}: the DICOM {keyword} is not a whole number.") from exc
+
+
+def _dicom_plan(files: Sequence[SeriesFile]) -> _DicomPlan:
+    """Every file's header (one file in memory at a time), the series budgets, the geometry."""
+    if len(files) > MAX_SLICES:
+        raise InputError(f"The series has {len(files)} files; at most {MAX_SLICES} slices can be analysed.")
+    slices: list[_Slice] = []
+    voxels = 0
+    for f in files:
+        ds = _read_file(f)
+        pixels = _int(ds, "Rows", 0, f.name) * _int(ds, "Columns", 0, f.name)
+        voxels += pixels
+        # A series has one slice size: the first file and the count give the total before the rest
+        # is read; the running total covers the rest.
+        if voxels > MAX_SERIES_VOXELS or (not slices and pixels * len(files) > MAX_SERIES_VOXELS):
+            raise InputError(f"The series holds more than {MAX_SERIES_VOXELS / 1e6:,.0f} million voxels "
+                             f"({len(files)} files of {ds.Columns}x{ds.Rows} pixels); that is the limit per series.")
+        del ds.PixelData  # headers are kept (for the DICOM-SEG); pixels are decoded later, one by one
+        ds.buffer = None  # pydicom keeps the parsed (inflated) file here: up to MAX_FILE_BYTES per slice
+        slices.append(_Slice(f, ds))
+
+    first = slices[0]
+    series = {str(s.ds.get("SeriesInstanceUID", "")) for s in slices}
     if len(series) > 1:
         raise InputError(f"The files belong to {len(series)} different series; upload one series at a time.")
-    for name, ds in datasets:
-        modality = str(ds.get("Modality", "") or "").strip().upper()
-        if modality in NON_CT_MODALITIES or modality not in ("CT", ""):
-            raise InputError(f"{name} is a {modality or 'non-CT'} image; only CT series can be analysed.")
-        if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-            raise InputError(f"{name} is a multi-frame image; upload single-slice CT files.")
-        if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
-            raise InputError(f"{name} is a colour image; only greyscale CT can be analysed.")
-
-    rows, cols = int(first.Rows), int(first.Columns)
-    if any((int(ds.Rows), int(ds.Columns)) != (rows, cols) for _, ds in datasets):
+    rows, cols = int(first.ds.Rows), int(first.ds.Columns)
+    if any((int(s.ds.Rows), int(s.ds.Columns)) != (rows, cols) for s in slices):
         raise InputError("The slices have different sizes; a series must have one image size.")
-    if rows * cols > MAX_PIXELS or min(rows, cols) < MIN_SIDE:
-        raise InputError(f"The slices are {cols}x{rows} pixels; between {MIN_SIDE} and 4096 per side is supported.")
-    spacing_yx = _pixel_spacing(first, first_name)
-    if any(not np.allclose(_pixel_spacing(ds, name), spacing_yx, rtol=1e-3) for name, ds in datasets):
+    spacing_yx = _pixel_spacing(first.ds, first.file.name)
+    if any(not np.allclose(_pixel_spacing(s.ds, s.file.name), spacing_yx, rtol=1e-3) for s in slices):
         raise InputError("The slices have different pixel spacings; a series must have one.")
 
-    orient = _orientation(first, first_name)
-    if any(not np.allclose(_orientation(ds, name), orient, atol=1e-3) for name, ds in datasets):
+    orient = _orientation(first.ds, first.file.name)
+    if any(not np.allclose(_orientation(s.ds, s.file.name), orient, atol=1e-3) for s in slices):
         raise InputError("The slices have different orientations; a series must have one.")
     row_dir, col_dir = orient[:3], orient[3:]
     normal = np.cross(row_dir, col_dir)
@@ -243,57 +312,52 @@ def _load_dicom_series(items: Sequence[Item]) -> SeriesVolume:
         raise InputError("The series is not axial (ImageOrientationPatient); only axial CT can be analysed.")
 
     positions = []
-    for name, ds in datasets:
-        ipp = ds.get("ImagePositionPatient")
+    for s in slices:
+        ipp = s.ds.get("ImagePositionPatient")
         if ipp is None or len(ipp) != 3:
-            if len(datasets) == 1:
+            if len(slices) == 1:
                 positions.append(0.0)
                 continue
-            raise InputError(f"{name} has no ImagePositionPatient, so the slices cannot be ordered.")
+            raise InputError(f"{s.file.name} has no ImagePositionPatient, so the slices cannot be ordered.")
         positions.append(float(np.dot(np.asarray(ipp, dtype=float), normal)))
     order = np.argsort(positions, kind="stable")
     positions = [positions[i] for i in order]
-    datasets = [datasets[i] for i in order]
-    spacing_z = _slice_step(positions, datasets)
-
-    hu = np.empty((len(datasets), rows, cols), dtype=np.int16)
-    for k, (name, ds) in enumerate(datasets):
-        try:
-            stored = ds.pixel_array
-        except Exception as exc:
-            syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-            what = getattr(syntax, "name", None) or "its encoding"
-            raise InputError(f"{name} could not be decoded: {what} is not supported "
-                             "(or its pixel data is damaged).") from exc
-        values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
-        if values.shape != (rows, cols):
-            raise InputError(f"{name} is not a 2-D slice of {cols}x{rows} pixels.")
-        hu[k] = np.clip(np.rint(values), -32768, 32767).astype(np.int16)
-        del ds.PixelData  # headers are kept for the DICOM-SEG; the pixels live in `hu`
-
+    slices = [slices[i] for i in order]
+    spacing_z = _slice_step(positions, slices)
     # Radiological orientation: rows run to the patient's left (+x), columns to posterior (+y);
     # slice 0 is the most inferior (positions sorted along a normal pointing superior).
-    flip_cols, flip_rows = row_dir[0] < 0, col_dir[1] < 0
     if normal[2] < 0:
-        hu, datasets = hu[::-1], datasets[::-1]
+        slices = slices[::-1]
+    return _DicomPlan(order=slices, rows=rows, cols=cols, spacing_mm=(spacing_z, *spacing_yx),
+                      flips=(bool(col_dir[1] < 0), bool(row_dir[0] < 0)))
+
+
+def _decode_slice(plan: _DicomPlan, k: int) -> np.ndarray:
+    """Slice k of the volume as int16 HU in radiological orientation: the file read again, its
+    budgets checked again, one frame decoded."""
+    item = plan.order[k]
+    ds = _read_file(item.file)
+    try:
+        values = modality_lut(decode_frame(ds), ds)
+    except InputError as exc:
+        raise InputError(f"{item.file.name}: {exc}") from exc
+    if values.shape != (plan.rows, plan.cols):
+        raise InputError(f"{item.file.name} is not a 2-D slice of {plan.cols}x{plan.rows} pixels.")
+    flip_rows, flip_cols = plan.flips
     if flip_rows:
-        hu = hu[:, ::-1]
+        values = values[::-1]
     if flip_cols:
-        hu = hu[:, :, ::-1]
-    notes = []
-    if flip_rows or flip_cols:
-        notes.append("The slices were flipped to radiological orientation for analysis.")
-    return SeriesVolume(hu=np.ascontiguousarray(hu), spacing_mm=(spacing_z, *spacing_yx), kind="dicom",
-                        datasets=[ds for _, ds in datasets], flips=(bool(flip_rows), bool(flip_cols)),
-                        notes=notes)
+        values = values[:, ::-1]
+    return np.clip(np.rint(values), -32768, 32767).astype(np.int16)
 
 
 def _pixel_spacing(ds, name: str) -> tuple[float, float]:
-    value = ds.get("PixelSpacing")
-    try:
-        row, col = float(value[0]), float(value[1])
-    except (TypeError, ValueError, IndexError) as exc:
-        raise InputError(f"{name} has no usable PixelSpacing, so sizes in mm cannot be measured.") from exc
+    """PixelSpacing read by the slice reader's rule (`loading.dicom_spacing`), then held to the
+    range a series can be measured in."""
+    spacing = dicom_spacing(ds, [])
+    if spacing is None:
+        raise InputError(f"{name} has no usable PixelSpacing, so sizes in mm cannot be measured.")
+    row, col = spacing
     if not (0.01 <= row <= 10 and 0.01 <= col <= 10):
         raise InputError(f"{name} has an implausible PixelSpacing ({row:g} x {col:g} mm).")
     return row, col
@@ -312,93 +376,30 @@ def _orientation(ds, name: str) -> np.ndarray:
     return orient
 
 
-def _slice_step(positions: list[float], datasets) -> float:
+def _slice_step(positions: list[float], slices: list[_Slice]) -> float:
     """The even distance between slices; duplicates, gaps and uneven steps are refused."""
     if len(positions) == 1:
-        thickness = datasets[0][1].get("SliceThickness")
+        thickness = slices[0].ds.get("SliceThickness")
         try:
             value = float(thickness)
         except (TypeError, ValueError):
             value = 0.0
         return value if 0.01 <= value <= 50 else 1.0
     steps = np.diff(positions)
+    names = [s.file.name for s in slices]
     if np.any(steps < 1e-3):
         k = int(np.argmin(steps))
-        raise InputError(f"Two slices ({datasets[k][0]} and {datasets[k + 1][0]}) are at the same position; "
+        raise InputError(f"Two slices ({names[k]} and {names[k + 1]}) are at the same position; "
                          "the upload holds duplicates or more than one series.")
     median = float(np.median(steps))
     bad = np.flatnonzero(np.abs(steps - median) > STEP_TOLERANCE * median)
     if bad.size:
         k = int(bad[0])
-        raise InputError(f"The slices are not evenly spaced: {steps[k]:.2f} mm between {datasets[k][0]} and "
-                         f"{datasets[k + 1][0]} where the series steps {median:.2f} mm (missing slices?).")
+        raise InputError(f"The slices are not evenly spaced: {steps[k]:.2f} mm between {names[k]} and "
+                         f"{names[k + 1]} where the series steps {median:.2f} mm (missing slices?).")
     if median > 50:
         raise InputError(f"The slices are {median:.1f} mm apart; that is not a CT series we can measure.")
     return median
-
-
-# --- NIfTI -------------------------------------------------------------------------------------
-
-def _load_nifti(name: str, data: bytes) -> SeriesVolume:
-    import nibabel as nib
-
-    raw = data
-    if data[:2] == b"\x1f\x8b":
-        raw = _gunzip(data, name)
-    image = None
-    for cls in (nib.Nifti1Image, nib.Nifti2Image):
-        try:
-            image = cls.from_bytes(raw)
-            break
-        except Exception:  # nibabel raises several types on garbage
-            continue
-    if image is None:
-        raise InputError(f"{name} is not a NIfTI file we can read.")
-    shape = image.shape
-    if len(shape) == 4 and shape[3] == 1:
-        image = image.slicer[..., 0]
-        shape = image.shape
-    if len(shape) != 3:
-        raise InputError(f"{name} is a {len(shape)}-D image; a CT volume has 3 dimensions.")
-    canonical = nib.as_closest_canonical(image)  # axes R, A, S
-    try:
-        ras = np.asarray(canonical.get_fdata(dtype=np.float32))
-    except Exception as exc:
-        raise InputError(f"{name}: the image data could not be read ({exc}).") from exc
-    if not np.all(np.isfinite(ras)):
-        raise InputError(f"{name} holds invalid (non-finite) values.")
-    zooms = [float(z) for z in canonical.header.get_zooms()[:3]]
-    if not all(0.01 <= z <= 50 for z in zooms):
-        raise InputError(f"{name} has implausible voxel sizes {zooms} mm.")
-    # (x=R, y=A, z=S) -> (z, y, x) with columns to the patient's left and rows to posterior.
-    hu = np.ascontiguousarray(ras.transpose(2, 1, 0)[:, ::-1, ::-1])
-    _check_volume_shape(hu.shape)
-    lo, hi = np.percentile(hu[:, ::8, ::8], [1, 99])
-    if not (lo <= -500 and hi >= -200):
-        raise InputError(f"{name} does not look like CT in Hounsfield units (1st/99th percentiles "
-                         f"{lo:.0f}/{hi:.0f}).")
-    return SeriesVolume(hu=np.clip(np.rint(hu), -32768, 32767).astype(np.int16),
-                        spacing_mm=(zooms[2], zooms[1], zooms[0]), kind="nifti", nifti=image)
-
-
-def _gunzip(data: bytes, name: str) -> bytes:
-    """gzip with a ceiling on the unpacked size (a small .nii.gz can unpack to gigabytes)."""
-    unpacker = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        raw = unpacker.decompress(data, MAX_SERIES_BYTES + 1)
-    except zlib.error as exc:
-        raise InputError(f"{name} is not a gzip file we can unpack.") from exc
-    if len(raw) > MAX_SERIES_BYTES:
-        raise InputError(f"{name} unpacks to more than {MAX_SERIES_BYTES // 2**20} MiB; that is the limit.")
-    return raw
-
-
-def _check_volume_shape(shape) -> None:
-    z, y, x = shape
-    if z > MAX_SLICES:
-        raise InputError(f"The volume has {z} slices; at most {MAX_SLICES} can be analysed.")
-    if y * x > MAX_PIXELS or min(y, x) < MIN_SIDE:
-        raise InputError(f"The slices are {x}x{y} pixels; between {MIN_SIDE} and 4096 per side is supported.")
 
 
 # --- segmentation and 3-D measurement ----------------------------------------------------------
@@ -521,9 +522,14 @@ def analyze_series(source: str | Path | Sequence[Item] | SeriesVolume, *,
                    progress: Callable[[int, int], None] | None = None) -> SeriesResult:
     """Load (unless given a `SeriesVolume`), segment slice by slice, measure in 3-D.
 
-    Raises `InputError` for input that cannot be analysed.  `progress(done, total)` after each batch.
+    Raises `InputError` for input that cannot be analysed (the upload check, `check_series`, runs
+    first, so a refused series is never decoded whole).  `progress(done, total)` after each batch.
     """
-    volume = source if isinstance(source, SeriesVolume) else load_series(source)
+    if isinstance(source, SeriesVolume):
+        volume = source
+    else:
+        check_series(source)
+        volume = load_series(source)
     if segmenter is None:
         from .runtime import get_segmenter, series_backend_from_env
 
@@ -532,5 +538,5 @@ def analyze_series(source: str | Path | Sequence[Item] | SeriesVolume, *,
     return measure_volume(volume, liver, tumor)
 
 
-__all__ = ["InputError", "Lesion3D", "SeriesResult", "SeriesVolume", "analyze_series", "load_series",
-           "measure_volume", "segment_volume", "MAX_SLICES"]
+__all__ = ["InputError", "Lesion3D", "SeriesCheck", "SeriesResult", "SeriesVolume", "analyze_series",
+           "check_series", "load_series", "measure_volume", "segment_volume", "MAX_SLICES"]

@@ -13,7 +13,7 @@ from .conftest import REPO
 from .series_fixtures import dicom_series
 
 CONTRACT_KEYS = {"slices", "spacing_mm", "liver_volume_ml", "tumor_volume_ml", "tumor_burden_percent", "stage",
-                 "lesions"}
+                 "inconclusive", "lesions"}
 
 
 def run(*args) -> subprocess.CompletedProcess:

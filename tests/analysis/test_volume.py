@@ -257,3 +257,102 @@ def test_every_slice_mode_gives_the_same_masks_when_the_liver_spans_slices():
     fast = vol_mod.segment_volume(volume, skipping)
     assert sorted(every.seen) == list(range(20)) and len(skipping.seen) < 20
     assert all(np.array_equal(a, b) for a, b in zip(full, fast))
+
+
+# --- the upload check and the series budgets (issue 18) -------------------------------------------
+
+def test_check_series_reads_headers_and_accepts_a_real_series():
+    found = vol_mod.check_series(dicom_series(5))
+    assert (found.kind, found.slices, found.shape) == ("dicom", 5, (5, 512, 512))
+    assert found.spacing_mm == pytest.approx((1.6, 0.57, 0.57), abs=1e-4)
+
+
+def test_voxel_budget_is_refused_from_headers_before_any_pixel_is_decoded(monkeypatch):
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a pixel was decoded")
+
+    monkeypatch.setattr(vol_mod, "decode_frame", no_decoding)
+    monkeypatch.setattr(vol_mod, "MAX_SERIES_VOXELS", 3 * 512 * 512)
+    for read in (vol_mod.check_series, load_series):
+        with pytest.raises(InputError, match="million voxels"):
+            read(dicom_series(4))
+
+
+def test_file_count_is_refused_before_reading(monkeypatch):
+    from TumorApp.analysis import series_input
+
+    monkeypatch.setattr(series_input, "MAX_FILES", 3)
+    with pytest.raises(InputError, match="at most 3"):
+        load_series([(f"{k}.dcm", b"x") for k in range(4)])
+
+
+def test_blank_series_is_refused_by_the_slice_input_check():
+    items = dicom_series(4)
+    blank = []
+    for name, data in items:
+        ds = pydicom.dcmread(io.BytesIO(data))
+        ds.PixelData = np.zeros((ds.Rows, ds.Columns), ds.pixel_array.dtype).tobytes()
+        buf = io.BytesIO()
+        ds.save_as(buf)
+        blank.append((name, buf.getvalue()))
+    with pytest.raises(InputError, match="blank"):
+        vol_mod.check_series(blank)
+    with pytest.raises(InputError, match="blank"):
+        analyze_series(blank, segmenter=object())  # refused before the network is asked
+
+
+def test_a_series_without_liver_is_inconclusive_by_the_slice_staging_rule():
+    empty = np.zeros((3, 40, 40), bool)
+    result = measure_volume(_volume(empty.shape, (1.0, 1.0, 1.0)), empty, empty)
+    assert result.inconclusive and result.to_dict()["inconclusive"] is True
+    assert result.stage_label == "Inconclusive: no liver found in this series"
+    liver = empty.copy()
+    liver[1, 10:20, 10:20] = True
+    found = measure_volume(_volume(empty.shape, (1.0, 1.0, 1.0)), liver, empty)
+    assert not found.inconclusive and found.stage_label == "No Tumor Detected"
+
+
+def _ct_nifti(axes: tuple[int, int, int], flips: tuple[bool, bool, bool]) -> tuple[bytes, np.ndarray]:
+    """Six real CT slices as a NIfTI stored with voxel axes permuted/flipped; the expected (z, y, x)."""
+    plane = pydicom.dcmread(SLICE_66).pixel_array.astype(np.int16)
+    hu = np.stack([np.roll(plane, 7 * k, axis=1) for k in range(6)])  # (z, y, x), each slice different
+    ras = hu[:, ::-1, ::-1].transpose(2, 1, 0)  # voxel axes R, A, S
+    affine = np.zeros((4, 4))
+    affine[3, 3] = 1
+    data = ras
+    for ras_axis, flip in enumerate(flips):
+        if flip:
+            data = np.flip(data, ras_axis)
+    data = data.transpose(axes)  # stored axis i is RAS axis axes[i]
+    for i, ras_axis in enumerate(axes):
+        affine[ras_axis, i] = -1.0 if flips[ras_axis] else 1.0
+    return nib.Nifti1Image(np.ascontiguousarray(data), affine).to_bytes(), hu
+
+
+@pytest.mark.parametrize("axes, flips", [((0, 1, 2), (False, False, False)), ((0, 1, 2), (True, True, True)),
+                                         ((2, 0, 1), (False, True, False))])
+def test_nifti_check_samples_match_the_loaded_volume(axes, flips):
+    import gzip
+
+    from TumorApp.analysis import nifti
+    from TumorApp.analysis.series_input import open_files
+
+    blob, hu = _ct_nifti(axes, flips)
+    items = [("ct.nii.gz", gzip.compress(blob))]
+    volume = load_series(items)
+    assert np.array_equal(volume.hu, hu)
+    with open_files(items) as files:
+        found = nifti.read(files[0], sample=True)
+    assert found.samples and all(np.array_equal(found.samples[k], hu[k]) for k in found.samples)
+    assert vol_mod.check_series(items).kind == "nifti"
+
+
+def test_nifti_header_is_checked_before_the_data():
+    import gzip
+
+    header = nib.Nifti1Header()
+    header.set_data_shape((4096, 4096, 1000))
+    header.set_data_dtype(np.int16)
+    blob = gzip.compress(header.binaryblock + b"\0" * 4 + b"\0" * 4096)
+    with pytest.raises(InputError, match="4096 x 4096 x 1000"):
+        load_series([("huge.nii.gz", blob)])

@@ -21,7 +21,7 @@ from .helpers import stored_files
 pytestmark = pytest.mark.django_db(transaction=True)  # the worker's heartbeat thread has its own connection
 URL = "/api/series/"
 CONTRACT_KEYS = {"slices", "spacing_mm", "liver_volume_ml", "tumor_volume_ml", "tumor_burden_percent", "stage",
-                 "lesions"}
+                 "inconclusive", "lesions"}
 
 
 def files(items) -> list[SimpleUploadedFile]:
