@@ -5,10 +5,12 @@ import io
 import zipfile
 
 import nibabel as nib
+
 import numpy as np
 import pydicom
 import pytest
 
+from TumorApp.analysis.config import CONTRACT
 from TumorApp.analysis import volume as vol_mod
 from TumorApp.analysis.errors import InputError
 from TumorApp.analysis.volume import SeriesVolume, analyze_series, load_series, measure_volume
@@ -214,7 +216,7 @@ def test_real_series_end_to_end():
 # --- which slices the network sees ---------------------------------------------------------------
 
 class SliceMarker:
-    """A fake network whose liver is wherever the slice is bright (HU > 0 after windowing ~ 0.9);
+    """A fake network whose liver is wherever the slice is bright (windowed to ~1);
     it records every slice it is given (each slice's constant value, in HU, is its index)."""
 
     def __init__(self):
@@ -224,7 +226,8 @@ class SliceMarker:
         batch = np.asarray(batch, np.float32)
         out = np.zeros(batch.shape[:3] + (2,), np.float32)
         for i, x in enumerate(batch):
-            self.seen.append(int(round(float(x[0, 0]) * 400 - 160)))  # back to HU: the slice index
+            low = CONTRACT.window_center - CONTRACT.window_width / 2
+            self.seen.append(int(round(float(x[0, 0]) * CONTRACT.window_width + low)))  # back to HU: the index
             out[i, 32:96, 16:80, 0] = 1.0 if x[64, 64] > 0.99 else 0.0  # the bright ones have liver
         return out
 
