@@ -12,7 +12,8 @@
 * `tf` - a `tf.function` over the Keras model, the last resort.
 
 `BACKENDS` is the registry: name -> how to start it and where it runs.  Which one runs: the
-setting (`INFERENCE_BACKEND`, `SERIES_INFERENCE_BACKEND`), else the defaults below.
+setting (`INFERENCE_BACKEND`, `SERIES_INFERENCE_BACKEND`) when set, else the choice
+`manage.py prepare_model` measured on this machine (`backend_choice.py`), else the defaults below.
 A backend that cannot start falls back to the next in `FALLBACK`; `Segmenter.backend` says which
 one runs.  Figures for each are in `bench/README.md`.
 """
@@ -43,13 +44,23 @@ SERIES_DEFAULT_BACKEND = "onnx-int8"
 
 
 def backend_from_env(weights: Path | str = DEFAULT_WEIGHTS) -> str:
-    """The backend for single slices: `INFERENCE_BACKEND`, else `DEFAULT_BACKEND`."""
-    return (os.environ.get("INFERENCE_BACKEND") or DEFAULT_BACKEND).strip().lower()
+    """The backend for single slices: `INFERENCE_BACKEND`, else the recorded choice, else `DEFAULT_BACKEND`."""
+    return _setting_or_choice("INFERENCE_BACKEND", "slices", DEFAULT_BACKEND, weights)
 
 
 def series_backend_from_env(weights: Path | str = DEFAULT_WEIGHTS) -> str:
-    """The backend for whole series: `SERIES_INFERENCE_BACKEND`, else `SERIES_DEFAULT_BACKEND`."""
-    return (os.environ.get("SERIES_INFERENCE_BACKEND") or SERIES_DEFAULT_BACKEND).strip().lower()
+    """The backend for whole series: `SERIES_INFERENCE_BACKEND`, else the recorded choice, else
+    `SERIES_DEFAULT_BACKEND`."""
+    return _setting_or_choice("SERIES_INFERENCE_BACKEND", "series", SERIES_DEFAULT_BACKEND, weights)
+
+
+def _setting_or_choice(variable: str, kind: str, default: str, weights: Path | str) -> str:
+    setting = (os.environ.get(variable) or "").strip().lower()
+    if setting:
+        return setting
+    from .backend_choice import recorded_choice
+
+    return recorded_choice(weights, kind) or default
 
 
 def _cpu_count() -> int:
