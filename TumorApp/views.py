@@ -72,7 +72,18 @@ def _result_context(analysis):
         "images": selectors.embedded_images(analysis),
         "spacing_label": SPACING_LABELS.get(analysis.spacing_source, analysis.spacing_source),
         "low_confidence": CONTRACT.low_confidence,
+        "inference": _slice_inference(),
     }
+
+
+def _slice_inference() -> str:
+    """The footer's "Inference: onnx-int8 on CPU": the backend this server runs single slices on."""
+    from TumorApp.analysis.runtime import slice_inference
+
+    try:
+        return slice_inference()
+    except Exception:  # the page must not fail over a footer line
+        return ""
 
 
 @login_required
