@@ -64,8 +64,10 @@ def test_prepare_model_measures_every_backend_on_the_committed_weights_then_reus
     # What runs from now on (no setting): the recorded choice.
     assert (runtime.backend_from_env(), runtime.series_backend_from_env()) == (slices, series)
 
-    again = prepare_model("--check-slices", "6", "--repeats", "1")
-    assert LINE.match(again) and "reused the record of " + record["measured_at"] in again
+    again = prepare_model("--check-slices", "6", "--repeats", "1", "--figures")
+    first, *rows = again.splitlines()
+    assert LINE.match(first) and "reused the record of " + record["measured_at"] in first
+    assert {row.split(" | ")[0].lstrip("| ") for row in rows[2:-1]} == set(figures)  # one table row each
     assert json.loads(no_recorded_inference_choice.read_text())[
         backend_choice.current_fingerprint(DEFAULT_WEIGHTS)]["measured_at"] == record["measured_at"]
 
@@ -103,6 +105,20 @@ def test_a_setting_is_named_in_the_line_instead_of_a_figure(monkeypatch):
     line = summary(record, {"slices": "onnx-int8", "series": "onnx"}, True, "var/inference-choice.json")
     assert line == ("inference: slices onnx-int8 (25.5 ms/pass), series onnx (set by SERIES_INFERENCE_BACKEND); "
                     "kept 2 of 2 backends; measured now")
+
+
+@needs_weights
+def test_without_a_measurement_the_defaults_are_prepared_and_said(monkeypatch):
+    def fail(**kwargs):
+        raise RuntimeError("no calibration set")
+
+    monkeypatch.delenv("INFERENCE_BACKEND", raising=False)
+    monkeypatch.delenv("SERIES_INFERENCE_BACKEND", raising=False)
+    monkeypatch.setattr(backend_trial, "prepare", fail)
+    assert prepare_model() == ("inference: slices onnx, series onnx-int8; "
+                               "not measured (RuntimeError: no calibration set)")
+    with pytest.raises(RuntimeError):
+        prepare_model("--strict")
 
 
 def test_stage_check_goes_through_the_product_stages():
