@@ -60,7 +60,8 @@ def _setting_or_choice(variable: str, kind: str, default: str, weights: Path | s
         return setting
     from .backend_choice import recorded_choice
 
-    return recorded_choice(weights, kind) or default
+    recorded = recorded_choice(weights, kind)
+    return recorded if recorded in BACKENDS else default  # a name this version lacks: the default
 
 
 def _cpu_count() -> int:

@@ -140,3 +140,10 @@ def test_records_are_kept_per_fingerprint(weights, no_recorded_inference_choice)
     records = backend_choice.load_records()
     assert set(records) == {"a" * 20, "b" * 20} and records["b" * 20]["series"] == "openvino-int8"
     assert no_recorded_inference_choice.is_file()
+
+
+def test_a_recorded_backend_this_version_does_not_know_leaves_the_default(weights, monkeypatch):
+    monkeypatch.delenv("INFERENCE_BACKEND", raising=False)
+    backend_choice.save_record(backend_choice.current_fingerprint(weights), _record("onnx-tensorrt", "onnx"))
+    assert runtime.backend_from_env(weights) == runtime.DEFAULT_BACKEND
+    assert runtime.series_backend_from_env(weights) == "onnx"
