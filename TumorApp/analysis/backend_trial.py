@@ -9,7 +9,6 @@ Then passes are timed, interleaved across backends so that load from elsewhere h
 """
 from __future__ import annotations
 
-import logging
 import statistics
 import time
 from pathlib import Path
@@ -24,7 +23,6 @@ from .postprocess import clean
 from .preprocess import from_network_output
 from .staging import stage
 
-log = logging.getLogger(__name__)
 
 SERIES_BATCH = 16  # what volume.py's batches look like to the network
 CHECK_SIDE = 512  # each check output is staged as a 512 px slice (see the module docstring)
