@@ -281,6 +281,7 @@ def run_job(job: SeriesJob, worker: str, *, segmenter=None, batch_size: int = 8)
         record = result.to_dict()
         record["notes"] = result.volume.notes
         record["stage_label"] = result.stage_label  # what the pages show, from the one staging rule
+        record["inference"] = result.inference  # shown on the result page: which backend ran
         done = _mine(job, worker).update(status=SeriesJob.Status.DONE, result=record, files=files,
                                          progress_done=result.volume.slices, finished_at=timezone.now())
         if not done:

@@ -96,6 +96,7 @@ def series_detail(request, pk: int):
     context = {"job": job, "windows": list(WINDOWS), "payload": series_services.payload(job)}
     if job.status == SeriesJob.Status.DONE:
         context["lesions"] = [dict(lesion, number=n) for n, lesion in enumerate(job.result.get("lesions", []), 1)]
+        context["inference"] = job.result.get("inference", "")  # the footer names the backend that ran
     return render(request, "series/detail.html", context)
 
 

@@ -74,7 +74,18 @@ def _result_context(analysis):
         "spacing_label": SPACING_LABELS.get(analysis.spacing_source, analysis.spacing_source),
         "low_confidence": CONTRACT.low_confidence,
         "label_registry": labels.as_json(),  # the editor's colours and windows
+        "inference": _slice_inference(),
     }
+
+
+def _slice_inference() -> str:
+    """The footer's "Inference: onnx-int8 on CPU": the backend this server runs single slices on."""
+    from TumorApp.analysis.runtime import slice_inference
+
+    try:
+        return slice_inference()
+    except Exception:  # the page must not fail over a footer line
+        return ""
 
 
 @login_required

@@ -100,7 +100,7 @@ def one_start(env: dict, base: str, token: str, label: str) -> None:
         answer = first_answer(base, serving)
         first = upload(base, token)
         second = upload(base, token)
-        prepare = [l for _, l in server.lines if "Preparing the inference graphs" in l]
+        prepare = [l for _, l in server.lines if l.startswith("inference:")]
         print(f"[{label}] run.sh -> 'Serving on': {serving - server.started:.1f} s")
         print(f"[{label}]   {prepare[0] if prepare else '(no prepare line)'}")
         print(f"[{label}] 'Serving on' -> first answer (GET / 200): {answer:.2f} s")

@@ -90,6 +90,7 @@ class SeriesResult:
     liver_volume_ml: float
     tumor_volume_ml: float
     stage: str | None
+    inference: str = ""  # which backend ran, e.g. "onnx-int8 on CPU" (runtime.describe); "" for a fake
 
     @property
     def tumor_burden_percent(self) -> float:
@@ -535,7 +536,11 @@ def analyze_series(source: str | Path | Sequence[Item] | SeriesVolume, *,
 
         segmenter = get_segmenter(backend=series_backend_from_env())
     liver, tumor = segment_volume(volume, segmenter, batch_size=batch_size, progress=progress)
-    return measure_volume(volume, liver, tumor)
+    result = measure_volume(volume, liver, tumor)
+    from .runtime import describe
+
+    result.inference = describe(segmenter)
+    return result
 
 
 __all__ = ["InputError", "Lesion3D", "SeriesCheck", "SeriesResult", "SeriesVolume", "analyze_series",

@@ -222,7 +222,7 @@ def test_int8_falls_back_to_fp32_then_tf(monkeypatch):
 
     calls = []
     monkeypatch.setattr(runtime, "ensure_onnx", fail)
-    monkeypatch.setattr(runtime.Segmenter, "_start_tf", lambda self: calls.append("tf") or (lambda x: x))
+    monkeypatch.setitem(runtime.BACKENDS, "tf", runtime.Backend(lambda seg: calls.append("tf") or (lambda x: x)))
     seg = runtime.Segmenter(DEFAULT_WEIGHTS, backend="onnx-int8")
     assert seg.backend == "tf" and calls == ["tf"]
 

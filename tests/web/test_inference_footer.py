@@ -1,0 +1,60 @@
+"""The result pages name the inference backend that ran: "Inference: onnx-int8 on CPU" in the footer."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from TumorApp import series_services
+from TumorApp.analysis import runtime
+from tests.analysis.conftest import IntensitySegmenter
+from tests.analysis.series_fixtures import dicom_series
+
+from .helpers import make_analysis
+
+FOOTER = re.compile(r'<footer class="footer">.*?</footer>', re.S)
+
+
+def footer(response) -> str:
+    assert response.status_code == 200
+    return FOOTER.search(response.content.decode()).group(0)
+
+
+@pytest.mark.django_db
+def test_result_page_footer_names_the_backend_that_analysed_the_upload(auth_client, user, monkeypatch):
+    monkeypatch.delenv("INFERENCE_BACKEND", raising=False)
+    analysis = make_analysis(user)  # the real network, through get_segmenter()
+    ran = runtime.get_segmenter()
+    assert (ran.backend, ran.device) == (runtime.DEFAULT_BACKEND, "CPU")
+    assert f"Inference: {ran.backend} on CPU" in footer(auth_client.get(f"/analyses/{analysis.pk}/"))
+
+
+@pytest.mark.django_db
+def test_result_page_footer_follows_the_setting_and_a_fallback(auth_client, user, monkeypatch):
+    analysis = make_analysis(user)
+    monkeypatch.setenv("INFERENCE_BACKEND", "openvino-int8")
+    monkeypatch.setattr(runtime, "_SEGMENTERS", {})
+    # Not built yet in this process: the footer says what will run.
+    assert "Inference: openvino-int8 on CPU" in footer(auth_client.get(f"/analyses/{analysis.pk}/"))
+
+    class FellBack:  # a Segmenter asked for openvino-int8 that had to fall back
+        backend, device = "onnx-int8", "CPU"
+
+    runtime._SEGMENTERS[(str(runtime.DEFAULT_WEIGHTS), "openvino-int8")] = FellBack()
+    assert "Inference: onnx-int8 on CPU" in footer(auth_client.get(f"/analyses/{analysis.pk}/"))
+
+
+class NamedSegmenter(IntensitySegmenter):
+    backend, device = "onnx-cuda", "GPU"
+
+
+@pytest.mark.django_db(transaction=True)  # the worker's heartbeat thread has its own connection
+def test_series_result_page_names_the_backend_the_worker_ran(auth_client):
+    files = [SimpleUploadedFile(n, d, content_type="application/dicom") for n, d in dicom_series(2)]
+    job_id = auth_client.post("/api/series/", {"file": files}).json()["id"]
+    assert series_services.work(once=True, segmenter=NamedSegmenter()) == 1
+
+    done = auth_client.get(f"/api/series/{job_id}/").json()
+    assert done["status"] == "done" and done["inference"] == "onnx-cuda on GPU"
+    assert "Inference: onnx-cuda on GPU" in footer(auth_client.get(f"/series/{job_id}/"))
