@@ -61,14 +61,17 @@ def write_series(out: Path, slices: int, data: Path, patient: str = "ircadb-01")
 
 
 class Counting:
-    """A Segmenter that counts the slices it is given (forward passes)."""
+    """A Segmenter that counts the slices it is given (forward passes) and the time inside them."""
 
     def __init__(self, segmenter):
-        self.segmenter, self.passes = segmenter, 0
+        self.segmenter, self.passes, self.seconds = segmenter, 0, 0.0
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         self.passes += len(batch)
-        return self.segmenter.predict(batch)
+        t = time.perf_counter()
+        out = self.segmenter.predict(batch)
+        self.seconds += time.perf_counter() - t
+        return out
 
 
 def backends(weights: Path, names=None) -> dict[str, object]:
@@ -105,6 +108,7 @@ def run_once(folder: Path, network, batch: int, skip: bool, crop: bool) -> tuple
     counting = Counting(network)
     liver, tumor = segment_volume(volume, counting, batch_size=batch, skip_liverless=skip, second_pass=crop)
     times["passes"] = counting.passes
+    times["network"] = counting.seconds  # the forward passes alone: the bound for this series
     times["segment"] = time.perf_counter() - t
     t = time.perf_counter()
     result = measure_volume(volume, liver, tumor)
@@ -163,13 +167,15 @@ def main() -> None:
                 t, results[name] = run_once(folder, net, args.batch, skip, crop)
                 times[name].append(t)
 
-    print(f"\n{'backend':<22}{'passes':>7}{'slices/s':>9}{'total s':>9}{'load':>7}{'segment':>9}{'measure':>9}{'export*':>8}"
+    print(f"\n{'backend':<22}{'passes':>7}{'slices/s':>9}{'bound/s':>8}{'ratio':>6}{'total s':>9}{'load':>7}"
+          f"{'segment':>9}{'net':>6}{'measure':>9}{'export*':>8}"
           + ("   liver Dice  tumour Dice   liver mL  tumour mL" if labels is not None else "   tumour mL")
           + "  lesions  stage")
     for name, runs in times.items():
         med = {k: median([r[k] for r in runs]) for k in runs[0]}
-        line = (f"{name:<22}{med['passes']:>7.0f}{args.slices / med['total']:>9.1f}{med['total']:>9.2f}{med['load']:>7.2f}"
-                f"{med['segment']:>9.2f}{med['measure']:>9.2f}{med['export']:>8.2f}")
+        line = (f"{name:<22}{med['passes']:>7.0f}{args.slices / med['total']:>9.1f}"
+                f"{args.slices / med['network']:>8.1f}{med['network'] / med['total']:>6.2f}{med['total']:>9.2f}"
+                f"{med['load']:>7.2f}{med['segment']:>9.2f}{med['network']:>6.2f}{med['measure']:>9.2f}{med['export']:>8.2f}")
         res = results[name]
         if labels is not None:
             line += (f"   {dice(res.liver, labels > 0):>10.3f}  {dice(res.tumor, labels == 2):>11.3f}"
@@ -177,7 +183,8 @@ def main() -> None:
         else:
             line += f"   {res.tumor_volume_ml:>9.1f}"
         print(line + f"  {len(res.lesions):>7}  {res.stage or '-':>5}")
-    print("slices/s and total: load + segment + measure, what a job takes; *export: made on the first download")
+    print("slices/s and total: load + segment + measure, what a job takes; bound/s: slices per second of the "
+          "forward passes alone (net); ratio: end-to-end over that bound; *export: made on the first download")
     if labels is not None:
         spacing = results[next(iter(results))].volume.spacing_mm
         print(f"ground truth: tumour {(labels == 2).sum() * np.prod(spacing) / 1000:.1f} mL, "
