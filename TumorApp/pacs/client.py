@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 from django.conf import settings
 from dicomweb_client.api import DICOMwebClient
-from dicomweb_client.session_utils import add_certs_to_session, create_session
+from dicomweb_client.session_utils import add_certs_to_session
 
 
 class PacsError(Exception):
@@ -16,6 +16,18 @@ class PacsNotConfigured(PacsError):
     pass
 
 
+class _Session(requests.Session):
+    """Sends the QIDO-RS wildcards `*` and `?` in query strings as themselves, not percent-encoded:
+    both are legal there (RFC 3986), and Orthanc 1.10's DICOMweb plugin does not decode %2A/%3F, so an
+    encoded wildcard would match nothing."""
+
+    def send(self, request, **kwargs):
+        base, mark, query = request.url.partition("?")
+        if mark:
+            request.url = base + "?" + query.replace("%2A", "*").replace("%3F", "?")
+        return super().send(request, **kwargs)
+
+
 def configured() -> bool:
     return bool(settings.DICOMWEB_URL)
 
@@ -24,7 +36,7 @@ def get_client(timeout: float | None = None) -> DICOMwebClient:
     """A client for DICOMWEB_URL with the configured credentials, CA bundle and timeout (seconds)."""
     if not configured():
         raise PacsNotConfigured("No PACS is configured: set DICOMWEB_URL (see the README's PACS section).")
-    session = create_session()
+    session = _Session()
     if settings.DICOMWEB_USERNAME:
         session.auth = (settings.DICOMWEB_USERNAME, settings.DICOMWEB_PASSWORD)
     if settings.DICOMWEB_CA_FILE:
