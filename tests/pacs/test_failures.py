@@ -1,0 +1,109 @@
+"""A PACS that is not configured, unreachable or answering 500: clear pages and JSON, audit rows,
+nothing half-stored; a failed send is kept, shown with a retry, and the retry succeeds."""
+from __future__ import annotations
+
+import io
+
+import pydicom
+import pytest
+from django.core.management import call_command
+
+from TumorApp import series_services
+from TumorApp.checks import pacs_reachable
+from TumorApp.models import AuditEvent, PacsTransfer, SeriesJob
+from tests.analysis.conftest import IntensitySegmenter
+
+from .conftest import free_port, store_in_orthanc
+from .test_roundtrip import ct_series
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_without_dicomweb_url_the_pages_say_no_pacs_is_configured(settings, auth_client):
+    settings.DICOMWEB_URL = ""
+    page = auth_client.get("/pacs/")
+    assert page.status_code == 503 and "No PACS is configured" in page.content.decode()
+    api = auth_client.get("/api/pacs/series/", {"patient_id": "X"})
+    assert api.status_code == 503 and "DICOMWEB_URL" in api.json()["error"]
+    assert pacs_reachable(None) == []  # nothing to check
+
+
+def test_an_unreachable_pacs_gives_a_clear_page_json_and_check(settings, auth_client, media_root):
+    settings.DICOMWEB_URL = f"http://127.0.0.1:{free_port()}/dicom-web"  # nobody listens there
+    page = auth_client.get("/pacs/", {"patient_id": "X"})
+    assert page.status_code == 503
+    assert "cannot be reached" in page.content.decode() and "Traceback" not in page.content.decode()
+    api = auth_client.get("/api/pacs/series/", {"patient_id": "X"})
+    assert api.status_code == 502 and "cannot be reached" in api.json()["error"]
+    retrieve = auth_client.post("/api/pacs/retrieve/", {"series_uid": "1.2.3.4"})
+    assert retrieve.status_code == 502
+    assert not SeriesJob.objects.exists() and not [p for p in media_root.rglob("*") if p.is_file()]
+    assert AuditEvent.objects.filter(action="pacs_retrieve_failed", detail__startswith="1.2.3.4").exists()
+    [warning] = pacs_reachable(None)
+    assert warning.id == "TumorApp.W002" and "cannot be reached" in warning.msg
+
+
+def test_bad_search_input_is_a_400(pacs_settings, auth_client):
+    assert auth_client.get("/api/pacs/series/").status_code == 400  # no filter at all
+    bad_date = auth_client.get("/api/pacs/series/", {"study_date": "yesterday"})
+    assert bad_date.status_code == 400 and "study_date" in bad_date.json()["fields"]
+    assert auth_client.post("/api/pacs/retrieve/", {"series_uid": "not a uid"}).status_code == 400
+
+
+def test_a_pacs_answering_500_to_the_retrieve_stores_nothing(settings, broken_pacs, auth_client, media_root):
+    settings.DICOMWEB_URL = broken_pacs
+    response = auth_client.post("/api/pacs/retrieve/", {"series_uid": "1.2.3.4", "study_uid": "1.2.3"})
+    assert response.status_code == 502 and "HTTP 500" in response.json()["error"]
+    assert not SeriesJob.objects.exists() and not [p for p in media_root.rglob("*") if p.is_file()]
+
+
+def test_a_failed_send_is_recorded_shown_and_retried(pacs_settings, orthanc, broken_pacs, auth_client):
+    items, study = ct_series("PACS-FAIL-000003", n=3)
+    series_uid = pydicom.dcmread(io.BytesIO(items[0][1])).SeriesInstanceUID
+    store_in_orthanc(orthanc, items)
+    job_id = auth_client.post("/api/pacs/retrieve/", {"series_uid": series_uid}).json()["id"]
+    series_services.work(once=True, segmenter=IntensitySegmenter())
+
+    pacs_settings.DICOMWEB_URL = broken_pacs
+    failed = auth_client.post(f"/api/series/{job_id}/send/")
+    assert failed.status_code == 502 and "HTTP 500" in failed.json()["error"]
+    transfer = PacsTransfer.objects.get(job_id=job_id, direction="send")
+    assert transfer.status == "failed" and "HTTP 500" in transfer.error
+    assert AuditEvent.objects.filter(action="pacs_send_failed", detail__startswith=f"series {job_id}").exists()
+    html = auth_client.get(f"/series/{job_id}/").content.decode()
+    assert "Sending to the PACS failed" in html and "Retry sending to PACS" in html
+
+    pacs_settings.DICOMWEB_URL = orthanc.dicomweb_url  # the PACS is back: the button retries
+    page = auth_client.post(f"/series/{job_id}/send/", follow=True)
+    assert "Sent to the PACS" in page.content.decode()
+    assert PacsTransfer.objects.filter(job_id=job_id, direction="send").first().status == "done"
+    assert len(orthanc.get(f"/studies/{_orthanc_study(orthanc, study)}/series")) == 4  # CT, SEG, SR, key image
+
+
+def test_auto_send_stores_results_when_the_job_finishes(pacs_settings, orthanc, auth_client):
+    pacs_settings.PACS_AUTO_SEND = True
+    items, study = ct_series("PACS-AUTO-000004", n=3)
+    series_uid = pydicom.dcmread(io.BytesIO(items[0][1])).SeriesInstanceUID
+    store_in_orthanc(orthanc, items)
+    job_id = auth_client.post("/api/pacs/retrieve/", {"series_uid": series_uid}).json()["id"]
+    series_services.work(once=True, segmenter=IntensitySegmenter())
+    transfer = PacsTransfer.objects.get(job_id=job_id, direction="send")
+    assert transfer.status == "done" and set(transfer.sop_instance_uids) == {"seg", "sr", "key_image"}
+    modalities = {s["MainDicomTags"].get("Modality") for s in
+                  orthanc.get(f"/studies/{_orthanc_study(orthanc, study)}/series?expand")}
+    assert modalities == {"CT", "SEG", "SR", "OT"}
+
+
+def _orthanc_study(orthanc, study_uid: str) -> str:
+    """Orthanc's own id of a study (its REST API counts series per study)."""
+    import requests
+
+    from .conftest import PASSWORD, USER
+    response = requests.post(f"{orthanc.url}/tools/lookup", data=study_uid, auth=(USER, PASSWORD), timeout=10)
+    [found] = response.json()
+    return found["ID"]
+
+
+def test_the_system_check_passes_against_a_running_pacs(pacs_settings):
+    assert pacs_reachable(None) == []
+    call_command("check")  # does not raise
