@@ -72,6 +72,11 @@ def describe(exc: BaseException) -> str:
     return f"The PACS at {where} answered something unexpected ({type(exc).__name__}: {exc})."
 
 
+def as_pacs_error(exc: BaseException) -> PacsError:
+    """`exc` itself when it is already ours (keeps PacsNotConfigured apart), else a PacsError saying why."""
+    return exc if isinstance(exc, PacsError) else PacsError(describe(exc))
+
+
 # What a PACS call can raise besides our own errors: network and HTTP errors, and parse errors from
 # a broken answer (dicomweb-client raises ValueError/KeyError on bad multipart or JSON).
 CALL_ERRORS = (PacsError, requests.exceptions.RequestException, ValueError, KeyError)

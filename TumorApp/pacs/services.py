@@ -19,7 +19,7 @@ from TumorApp.analysis.errors import InputError
 from TumorApp.models import AuditEvent, PacsTransfer, SeriesJob
 from TumorApp.services import record_event
 
-from .client import CALL_ERRORS, PacsError, describe, get_client
+from .client import CALL_ERRORS, PacsError, as_pacs_error, get_client
 
 log = logging.getLogger("TumorApp.pacs")
 
@@ -52,7 +52,7 @@ def search_series(*, patient_id: str = "", patient_name: str = "", study_date: s
                                                 limit=SEARCH_LIMIT)
         rows = [_row(pydicom.Dataset.from_json(item)) for item in found]
     except CALL_ERRORS as exc:
-        raise PacsError(describe(exc)) from exc
+        raise as_pacs_error(exc) from exc
     return sorted(rows, key=lambda r: (r["study_date"], r["patient_id"], r["series_number"] or 0), reverse=True)
 
 
@@ -76,7 +76,7 @@ def study_of(series_uid: str) -> str:
         found = get_client().search_for_series(search_filters={"SeriesInstanceUID": series_uid},
                                                 fields=["StudyInstanceUID"], limit=2)
     except CALL_ERRORS as exc:
-        raise PacsError(describe(exc)) from exc
+        raise as_pacs_error(exc) from exc
     if not found:
         raise PacsError(f"The PACS has no series {series_uid}.")
     return str(pydicom.Dataset.from_json(found[0]).StudyInstanceUID)
@@ -103,7 +103,7 @@ def retrieve_series(*, series_uid: str, into: Path, study_uid: str = "") -> list
                 raise InputError(f"The series is larger than {byte_limit // 2**20} MiB; that is the limit.")
             paths.append(path)
     except CALL_ERRORS as exc:
-        raise PacsError(describe(exc)) from exc
+        raise as_pacs_error(exc) from exc
     if not paths:
         raise PacsError(f"The PACS returned no images for series {series_uid}.")
     return paths
@@ -167,7 +167,7 @@ def store(instances: list[pydicom.Dataset]) -> dict:
     try:
         answer = get_client().store_instances(instances)
     except CALL_ERRORS as exc:
-        raise PacsError(describe(exc)) from exc
+        raise as_pacs_error(exc) from exc
     failed = answer.get("FailedSOPSequence") or []
     if failed:
         reasons = sorted({str(item.get("FailureReason", "?")) for item in failed})
