@@ -70,6 +70,8 @@ def send(request, pk: int):
         return error(404, "No such series.")
     try:
         transfer = services.send_results(job=job, user=request.user, ip=client_ip(request))
+    except PacsError as exc:
+        return _pacs_error(exc)
     except InputError as exc:
         return error(409, str(exc))
     if transfer.status != transfer.Status.DONE:

@@ -19,7 +19,7 @@ from TumorApp.analysis.errors import InputError
 from TumorApp.models import AuditEvent, PacsTransfer, SeriesJob
 from TumorApp.services import record_event
 
-from .client import CALL_ERRORS, PacsError, as_pacs_error, get_client
+from .client import CALL_ERRORS, PacsError, PacsNotConfigured, as_pacs_error, get_client
 
 log = logging.getLogger("TumorApp.pacs")
 
@@ -179,9 +179,12 @@ def store(instances: list[pydicom.Dataset]) -> dict:
 def send_results(*, job: SeriesJob, user=None, ip: str | None = None) -> PacsTransfer:
     """Send a finished DICOM series' SEG, SR and key image; the returned row says done or failed (why).
 
-    Raises `InputError` only when the job cannot be sent at all (not done, or a NIfTI upload)."""
+    Raises `InputError` when the job cannot be sent at all (not done, or a NIfTI upload), and
+    `PacsNotConfigured` without DICOMWEB_URL; neither is recorded as a send."""
     from TumorApp.analysis.volume import load_series
 
+    if not settings.DICOMWEB_URL:  # nothing attempted, so nothing to record
+        raise PacsNotConfigured("No PACS is configured: set DICOMWEB_URL (see the README's PACS section).")
     if job.status != SeriesJob.Status.DONE:
         raise InputError(f"The series is {job.status}; results can be sent once it is done.")
     if job.kind != "dicom":

@@ -64,7 +64,7 @@ def send(request, pk: int):
     job = get_object_or_404(series_services.jobs_for(request.user), pk=pk)
     try:
         transfer = services.send_results(job=job, user=request.user, ip=client_ip(request))
-    except InputError as exc:
+    except (InputError, PacsError) as exc:
         messages.error(request, str(exc))
     else:
         if transfer.status == transfer.Status.DONE:

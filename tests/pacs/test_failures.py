@@ -107,3 +107,19 @@ def _orthanc_study(orthanc, study_uid: str) -> str:
 def test_the_system_check_passes_against_a_running_pacs(pacs_settings):
     assert pacs_reachable(None) == []
     call_command("check")  # does not raise
+
+
+def test_without_a_pacs_the_result_page_offers_no_send(settings, auth_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.analysis.series_fixtures import dicom_series
+
+    settings.DICOMWEB_URL = ""
+    files = [SimpleUploadedFile(n, d, content_type="application/dicom") for n, d in dicom_series(3)]
+    job_id = auth_client.post("/api/series/", {"file": files}).json()["id"]
+    series_services.work(once=True, segmenter=IntensitySegmenter())
+    html = auth_client.get(f"/series/{job_id}/").content.decode()
+    assert 'id="series-summary"' in html and 'id="pacs-send"' not in html
+    refused = auth_client.post(f"/api/series/{job_id}/send/")
+    assert refused.status_code == 503 and "No PACS is configured" in refused.json()["error"]
+    assert not PacsTransfer.objects.exists()  # nothing was attempted
