@@ -95,6 +95,8 @@ class AuditEvent(models.Model):
         PACS_RETRIEVE_FAILED = "pacs_retrieve_failed", "failed to retrieve a series from the PACS"
         PACS_SEND = "pacs_send", "sent results to the PACS"
         PACS_SEND_FAILED = "pacs_send_failed", "failed to send results to the PACS"
+        DICOM_RECEIVE = "dicom_receive", "received a series over DICOM (C-STORE)"
+        DICOM_RECEIVE_FAILED = "dicom_receive_failed", "refused a series received over DICOM"
 
     timestamp = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -225,6 +227,7 @@ class PacsTransfer(models.Model):
 
     class Direction(models.TextChoices):
         RETRIEVE = "retrieve", "retrieved from the PACS"
+        RECEIVE = "receive", "received over DICOM (C-STORE)"
         SEND = "send", "sent to the PACS"
 
     class Status(models.TextChoices):

@@ -31,6 +31,7 @@ SEARCH_FIELDS = {
     "SeriesNumber": "series_number", "Modality": "modality", "NumberOfSeriesRelatedInstances": "instances",
 }
 SEARCH_LIMIT = 100
+INCOMING = (PacsTransfer.Direction.RETRIEVE, PacsTransfer.Direction.RECEIVE)  # series that came from a PACS
 
 
 # --- search ------------------------------------------------------------------------------------
@@ -124,20 +125,31 @@ def import_series(*, user, series_uid: str, study_uid: str = "", ip: str | None 
     try:
         try:
             paths = retrieve_series(series_uid=series_uid, study_uid=study_uid, into=tmp)
-            job = series_services.submit_series(user=user, uploads=[_Upload(p) for p in paths], ip=ip)
+            return queue_files(user=user, paths=paths, series_uid=series_uid, study_uid=study_uid,
+                               direction=PacsTransfer.Direction.RETRIEVE, ip=ip)
         except (PacsError, InputError) as exc:
             record_event(action=AuditEvent.Action.PACS_RETRIEVE_FAILED, user=user, ip=ip,
                          detail=f"{series_uid}: {exc}")
             raise
-        job.name = f"PACS series {series_uid}"[:255]
-        job.save(update_fields=["name"])
-        PacsTransfer.objects.create(job=job, user=user, direction=PacsTransfer.Direction.RETRIEVE,
-                                    status=PacsTransfer.Status.DONE, study_instance_uid=study_uid or "",
-                                    series_instance_uid=series_uid)
-        record_event(action=AuditEvent.Action.PACS_RETRIEVE, user=user, ip=ip, detail=f"series {job.pk} <- {series_uid}")
-        return job
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def queue_files(*, user, paths: list[Path], series_uid: str, study_uid: str, direction: str,
+                ip: str | None = None) -> SeriesJob:
+    """Queue DICOM files that came from the PACS or a C-STORE like an upload (`submit_series`), marked
+    with a `PacsTransfer` (so PACS_AUTO_SEND knows where the series came from) and audited.
+    Raises `InputError` (nothing stored) for a series the reader refuses."""
+    job = series_services.submit_series(user=user, uploads=[_Upload(p) for p in paths], ip=ip)
+    came = "PACS" if direction == PacsTransfer.Direction.RETRIEVE else "DICOM"
+    job.name = f"{came} series {series_uid}"[:255]
+    job.save(update_fields=["name"])
+    PacsTransfer.objects.create(job=job, user=user, direction=direction, status=PacsTransfer.Status.DONE,
+                                study_instance_uid=study_uid or "", series_instance_uid=series_uid)
+    action = AuditEvent.Action.PACS_RETRIEVE if direction == PacsTransfer.Direction.RETRIEVE \
+        else AuditEvent.Action.DICOM_RECEIVE
+    record_event(action=action, user=user, ip=ip, detail=f"series {job.pk} <- {series_uid}")
+    return job
 
 
 def _tmp_root() -> str:
@@ -189,7 +201,7 @@ def send_results(*, job: SeriesJob, user=None, ip: str | None = None) -> PacsTra
         raise InputError(f"The series is {job.status}; results can be sent once it is done.")
     if job.kind != "dicom":
         raise InputError("Only DICOM series can be sent to the PACS (a NIfTI upload has no DICOM study).")
-    source = job.pacs_transfers.filter(direction=PacsTransfer.Direction.RETRIEVE).first()
+    source = job.pacs_transfers.filter(direction__in=INCOMING).first()
     transfer = PacsTransfer(job=job, user=user if getattr(user, "is_authenticated", False) else None,
                             direction=PacsTransfer.Direction.SEND,
                             series_instance_uid=source.series_instance_uid if source else "")
@@ -220,12 +232,12 @@ def send_results(*, job: SeriesJob, user=None, ip: str | None = None) -> PacsTra
 
 
 def auto_send(job: SeriesJob) -> PacsTransfer | None:
-    """PACS_AUTO_SEND: send a series that came from the PACS once it is analysed (the worker calls this)."""
+    """PACS_AUTO_SEND: send a series that came from the PACS (retrieved or C-STOREd to the listener) once it
+    is analysed (the worker calls this)."""
     if not settings.PACS_AUTO_SEND or not settings.DICOMWEB_URL:
         return None
     job = SeriesJob.objects.get(pk=job.pk)
-    if job.status != SeriesJob.Status.DONE or not job.pacs_transfers.filter(
-            direction=PacsTransfer.Direction.RETRIEVE).exists():
+    if job.status != SeriesJob.Status.DONE or not job.pacs_transfers.filter(direction__in=INCOMING).exists():
         return None
     return send_results(job=job, user=job.owner)
 
