@@ -103,6 +103,8 @@ def retrieve_series(*, series_uid: str, into: Path, study_uid: str = "") -> list
             if total > byte_limit:
                 raise InputError(f"The series is larger than {byte_limit // 2**20} MiB; that is the limit.")
             paths.append(path)
+    except InputError:  # over our limits (an InputError is a ValueError: keep it apart from the PACS's)
+        raise
     except CALL_ERRORS as exc:
         raise as_pacs_error(exc) from exc
     if not paths:

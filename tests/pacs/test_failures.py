@@ -123,3 +123,47 @@ def test_without_a_pacs_the_result_page_offers_no_send(settings, auth_client):
     refused = auth_client.post(f"/api/series/{job_id}/send/")
     assert refused.status_code == 503 and "No PACS is configured" in refused.json()["error"]
     assert not PacsTransfer.objects.exists()  # nothing was attempted
+
+
+def test_a_pacs_that_never_answers_times_out_with_a_clear_error(settings, auth_client):
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(5)  # accepts connections, never answers
+    try:
+        settings.DICOMWEB_URL = f"http://127.0.0.1:{silent.getsockname()[1]}/dicom-web"
+        settings.DICOMWEB_TIMEOUT = 1
+        api = auth_client.get("/api/pacs/series/", {"patient_id": "X"})
+        assert api.status_code == 502 and "did not answer within 1 s" in api.json()["error"]
+    finally:
+        silent.close()
+
+
+def test_a_series_over_the_limits_is_refused_while_streaming(pacs_settings, orthanc, auth_client, media_root,
+                                                            monkeypatch):
+    items, study = ct_series("PACS-BIG-000010", n=3)
+    series_uid = pydicom.dcmread(io.BytesIO(items[0][1])).SeriesInstanceUID
+    store_in_orthanc(orthanc, items)
+    monkeypatch.setattr("TumorApp.analysis.volume.MAX_SLICES", 2)
+    too_many = auth_client.post("/api/pacs/retrieve/", {"series_uid": series_uid})
+    assert too_many.status_code == 400 and "more than 2 images" in too_many.json()["error"]
+    monkeypatch.undo()
+    pacs_settings.MAX_SERIES_UPLOAD_BYTES = 2**20  # 1 MiB: less than the three 512x512 slices
+    too_big = auth_client.post("/api/pacs/retrieve/", {"series_uid": series_uid})
+    assert too_big.status_code == 400 and "larger than 1 MiB" in too_big.json()["error"]
+    assert not SeriesJob.objects.exists() and not [p for p in media_root.parent.rglob("*.dcm")]
+
+
+def test_the_page_flow_retrieves_into_the_progress_page_or_says_why_not(pacs_settings, orthanc, auth_client):
+    items, study = ct_series("PACS-PAGE-000011", n=2)
+    series_uid = pydicom.dcmread(io.BytesIO(items[0][1])).SeriesInstanceUID
+    store_in_orthanc(orthanc, items)
+    page = auth_client.get("/pacs/", {"accession_number": "A000011"}).content.decode()
+    assert 'id="pacs-results"' in page and f'value="{series_uid}"' in page and "Analyse" in page
+    response = auth_client.post("/pacs/retrieve/", {"series_uid": series_uid, "study_uid": study})
+    job = SeriesJob.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/series/{job.pk}/"
+    assert 'id="progress-box"' in auth_client.get(response["Location"]).content.decode()
+    refused = auth_client.post("/pacs/retrieve/", {"series_uid": "1.2.3.999"}, follow=True)
+    assert refused.status_code == 503 and "has no series 1.2.3.999" in refused.content.decode()
