@@ -214,6 +214,21 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True  # the SeriesJob row holds status, progress and result
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # LOGGING below applies to the worker too
 
+# PACS over DICOMweb (issue 19, TumorApp/pacs/): unset DICOMWEB_URL means no PACS (the pages say so).
+DICOMWEB_URL = os.environ.get("DICOMWEB_URL", "").strip().rstrip("/")
+DICOMWEB_USERNAME = os.environ.get("DICOMWEB_USERNAME", "")
+DICOMWEB_PASSWORD = os.environ.get("DICOMWEB_PASSWORD", "")
+DICOMWEB_CA_FILE = os.environ.get("DICOMWEB_CA_FILE", "").strip()  # a PEM bundle for a private CA
+DICOMWEB_TIMEOUT = float(os.environ.get("DICOMWEB_TIMEOUT", "30"))  # seconds to connect / per read
+# Send SEG, SR and key image back to the PACS when a series that came from it is analysed.
+PACS_AUTO_SEND = _env_bool("PACS_AUTO_SEND")
+# The optional DICOM listener (`manage.py dicom_listener`, off unless started): a C-STORE SCP whose received
+# CT series are queued for DICOM_LISTENER_USER.  127.0.0.1 by default; 0.0.0.0 to let modalities reach it.
+DICOM_LISTENER_AET = os.environ.get("DICOM_LISTENER_AET", "TUMORAPP")
+DICOM_LISTENER_HOST = os.environ.get("DICOM_LISTENER_HOST", "127.0.0.1")
+DICOM_LISTENER_PORT = int(os.environ.get("DICOM_LISTENER_PORT", "11112"))
+DICOM_LISTENER_USER = os.environ.get("DICOM_LISTENER_USER", "admin")
+
 # Security: cookies, headers. HTTPS-only settings switch on with HTTPS=1 (behind a TLS proxy).
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_HOURS", "10")) * 3600  # about one working day

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
 from . import lockout, series_services, services
-from .models import AccountFlags, Analysis, ApiToken, AuditEvent, MaskVersion, SeriesJob
+from .models import AccountFlags, Analysis, ApiToken, AuditEvent, MaskVersion, PacsTransfer, SeriesJob
 
 User = get_user_model()
 
@@ -104,6 +104,21 @@ class SeriesJobAdmin(admin.ModelAdmin):
                 series_services.delete_series(job=job, actor=request.user, ip=services.client_ip(request))
             except series_services.SeriesRunning as e:  # a bulk delete with running jobs; or claimed just now
                 self.message_user(request, f"Not deleted: {e}", messages.WARNING)
+
+
+@admin.register(PacsTransfer)
+class PacsTransferAdmin(admin.ModelAdmin):
+    """Retrieves from, sends to and receipts over DICOM for each series: read-only, as the audit trail."""
+
+    list_display = ("id", "created_at", "job", "user", "direction", "status", "series_instance_uid", "error")
+    list_filter = ("direction", "status")
+    readonly_fields = [f.name for f in PacsTransfer._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(ApiToken)

@@ -90,6 +90,13 @@ class AuditEvent(models.Model):
         API_SERIES_VIEW = "api_series_view", "viewed a series (API)"
         SERIES_EXPORT = "series_export", "downloaded a series export"
         API_SERIES_EXPORT = "api_series_export", "downloaded a series export (API)"
+        # PACS (issue 19): `detail` names the series and the PACS series UID, or the error.
+        PACS_RETRIEVE = "pacs_retrieve", "retrieved a series from the PACS"
+        PACS_RETRIEVE_FAILED = "pacs_retrieve_failed", "failed to retrieve a series from the PACS"
+        PACS_SEND = "pacs_send", "sent results to the PACS"
+        PACS_SEND_FAILED = "pacs_send_failed", "failed to send results to the PACS"
+        DICOM_RECEIVE = "dicom_receive", "received a series over DICOM (C-STORE)"
+        DICOM_RECEIVE_FAILED = "dicom_receive_failed", "refused a series received over DICOM"
 
     timestamp = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -211,3 +218,35 @@ class SeriesJob(models.Model):
 
     def __str__(self) -> str:
         return f"series {self.pk} {self.name} ({self.status})"
+
+
+class PacsTransfer(models.Model):
+    """One retrieve from or send to the PACS for a series job; a failed send stays here to be retried.
+
+    `sop_instance_uids` are what the PACS confirmed storing (send) or what was fetched (retrieve)."""
+
+    class Direction(models.TextChoices):
+        RETRIEVE = "retrieve", "retrieved from the PACS"
+        RECEIVE = "receive", "received over DICOM (C-STORE)"
+        SEND = "send", "sent to the PACS"
+
+    class Status(models.TextChoices):
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    job = models.ForeignKey(SeriesJob, on_delete=models.CASCADE, related_name="pacs_transfers")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="pacs_transfers")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    status = models.CharField(max_length=8, choices=Status.choices)
+    study_instance_uid = models.CharField(max_length=64, blank=True, default="")
+    series_instance_uid = models.CharField(max_length=64, blank=True, default="")  # the source CT series
+    sop_instance_uids = models.JSONField(default=dict, blank=True)  # {"seg": ..., "sr": ..., "key_image": ...} on send
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"series {self.job_id} {self.direction} {self.status}"

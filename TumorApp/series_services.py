@@ -284,6 +284,10 @@ def run_job(job: SeriesJob, worker: str, *, segmenter=None, batch_size: int = 8)
         record["inference"] = result.inference  # shown on the result page: which backend ran
         done = _mine(job, worker).update(status=SeriesJob.Status.DONE, result=record, files=files,
                                          progress_done=result.volume.slices, finished_at=timezone.now())
+        if done and settings.PACS_AUTO_SEND:
+            from TumorApp.pacs.services import auto_send
+
+            auto_send(job)  # records its own success or failure; never raises for a PACS problem
         if not done:
             for path in files.values():
                 default_storage.delete(path)

@@ -21,6 +21,8 @@ from TumorApp.analysis.slice_view import WINDOWS, render_slice
 from . import series_services, services
 from .api import allow, api_login_required, error
 from .models import AuditEvent, SeriesJob
+from .pacs import client as pacs_client
+from .pacs import services as pacs_services
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -93,7 +95,8 @@ def series_new(request):
 def series_detail(request, pk: int):
     job = _owned(request, pk)
     _audit(request, job, AuditEvent.Action.SERIES_VIEW)
-    context = {"job": job, "windows": list(WINDOWS), "payload": series_services.payload(job)}
+    context = {"job": job, "windows": list(WINDOWS), "payload": series_services.payload(job),
+               "pacs_configured": pacs_client.configured(), "pacs_send": pacs_services.last_send(job)}
     if job.status == SeriesJob.Status.DONE:
         context["lesions"] = [dict(lesion, number=n) for n, lesion in enumerate(job.result.get("lesions", []), 1)]
         context["inference"] = job.result.get("inference", "")  # the footer names the backend that ran

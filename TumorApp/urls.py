@@ -4,6 +4,8 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from . import api, correction_views, series_views, views
+from .pacs import api as pacs_api
+from .pacs import views as pacs_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -35,6 +37,13 @@ urlpatterns = [
     path("api/series/", series_views.api_series_list, name="api-series-list"),
     path("api/series/<int:pk>/", series_views.api_series, name="api-series"),
     path("api/series/<int:pk>/export/", series_views.api_series_export, name="api-series-export"),
+    # PACS over DICOMweb (issue 19).
+    path("pacs/", pacs_views.search, name="pacs-search"),
+    path("pacs/retrieve/", pacs_views.retrieve, name="pacs-retrieve"),
+    path("series/<int:pk>/send/", pacs_views.send, name="series-send"),
+    path("api/pacs/series/", pacs_api.series_search, name="api-pacs-series"),
+    path("api/pacs/retrieve/", pacs_api.retrieve, name="api-pacs-retrieve"),
+    path("api/series/<int:pk>/send/", pacs_api.send, name="api-series-send"),
     # The original application's page names.
     path("index.html", RedirectView.as_view(pattern_name="home", permanent=True)),
     path("AdminLogin.html", RedirectView.as_view(pattern_name="login", permanent=True)),

@@ -1,0 +1,79 @@
+"""PACS JSON API: GET /api/pacs/series/?patient_id=..., POST /api/pacs/retrieve/, POST /api/series/<id>/send/.
+
+Errors as the rest of the API: `{"error", "status"}`; 503 when no PACS is configured, 502 when the
+PACS fails (unreachable, refuses, answers an error)."""
+from __future__ import annotations
+
+from django.http import JsonResponse
+from django.urls import reverse
+
+from TumorApp import series_services
+from TumorApp.analysis.errors import InputError
+from TumorApp.api import allow, api_login_required, error
+from TumorApp.services import client_ip
+
+from . import services
+from .client import PacsError, PacsNotConfigured
+from .forms import RetrieveForm, SearchForm
+
+
+def _fields(form) -> dict:
+    return {f: [e["message"] for e in errs] for f, errs in form.errors.get_json_data().items()}
+
+
+def _pacs_error(exc: PacsError) -> JsonResponse:
+    return error(503 if isinstance(exc, PacsNotConfigured) else 502, str(exc))
+
+
+@api_login_required
+@allow("GET")
+def series_search(request):
+    form = SearchForm(request.GET)
+    if not form.is_valid():
+        fields = _fields(form)
+        return error(400, " ".join(m for ms in fields.values() for m in ms), fields=fields)
+    try:
+        return JsonResponse({"results": services.search_series(**form.cleaned_data)})
+    except PacsError as exc:
+        return _pacs_error(exc)
+
+
+@api_login_required
+@allow("POST")
+def retrieve(request):
+    form = RetrieveForm(request.POST)
+    if not form.is_valid():
+        fields = _fields(form)
+        return error(400, " ".join(m for ms in fields.values() for m in ms), fields=fields)
+    try:
+        job = services.import_series(user=request.user, ip=client_ip(request), **form.cleaned_data)
+    except PacsError as exc:
+        return _pacs_error(exc)
+    except InputError as exc:
+        return error(400, str(exc))
+    response = JsonResponse({"id": job.pk, "status": job.status}, status=202)
+    response["Location"] = reverse("api-series", args=[job.pk])
+    return response
+
+
+def transfer_payload(transfer) -> dict:
+    return {"status": transfer.status, "sop_instance_uids": transfer.sop_instance_uids, "error": transfer.error,
+            "series_instance_uid": transfer.series_instance_uid, "at": transfer.created_at.isoformat()}
+
+
+@api_login_required
+@allow("POST")
+def send(request, pk: int):
+    """200 with the stored SOP Instance UIDs; 502 with the reason when the PACS failed (recorded: retry)."""
+    job = series_services.jobs_for(request.user).filter(pk=pk).first()
+    if job is None:
+        return error(404, "No such series.")
+    try:
+        transfer = services.send_results(job=job, user=request.user, ip=client_ip(request))
+    except PacsError as exc:
+        return _pacs_error(exc)
+    except InputError as exc:
+        return error(409, str(exc))
+    if transfer.status != transfer.Status.DONE:
+        return error(502, f"Sending to the PACS failed: {transfer.error}", send=transfer_payload(transfer))
+    return JsonResponse({"id": job.pk, "send": transfer_payload(transfer)})

@@ -1,0 +1,248 @@
+"""PACS work: search CT series (QIDO-RS), retrieve one into a queued series job (WADO-RS), and send a
+finished job's SEG, SR and key image back (STOW-RS).  Every retrieve and send is audited; a send is
+also kept as a `PacsTransfer` row, so a failed one is shown with a retry, never lost.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import pydicom
+from django.conf import settings
+from django.db import transaction
+
+from TumorApp import series_services
+from TumorApp.analysis.errors import InputError
+from TumorApp.models import AuditEvent, PacsTransfer, SeriesJob
+from TumorApp.services import record_event
+
+from .client import CALL_ERRORS, PacsError, PacsNotConfigured, as_pacs_error, get_client
+
+log = logging.getLogger("TumorApp.pacs")
+
+# QIDO-RS attributes a search shows; keyword -> the key in our result rows.
+SEARCH_FIELDS = {
+    "StudyInstanceUID": "study_uid", "SeriesInstanceUID": "series_uid", "PatientID": "patient_id",
+    "PatientName": "patient_name", "StudyDate": "study_date", "AccessionNumber": "accession_number",
+    "StudyDescription": "study_description", "SeriesDescription": "series_description",
+    "SeriesNumber": "series_number", "Modality": "modality", "NumberOfSeriesRelatedInstances": "instances",
+}
+SEARCH_LIMIT = 100
+INCOMING = (PacsTransfer.Direction.RETRIEVE, PacsTransfer.Direction.RECEIVE)  # series that came from a PACS
+
+
+# --- search ------------------------------------------------------------------------------------
+
+def search_series(*, patient_id: str = "", patient_name: str = "", study_date: str = "",
+                  accession_number: str = "") -> list[dict]:
+    """CT series matching every filter given (DICOM matching: `*` wildcards, dates as YYYYMMDD or a
+    YYYYMMDD-YYYYMMDD range).  Raises `PacsError` when the PACS cannot be asked."""
+    filters = {"Modality": "CT"}
+    # The name's component separator travels as %5E, which some PACS (Orthanc 1.10) do not decode; the
+    # one-character wildcard matches it everywhere.
+    patient_name = patient_name.replace("^", "?")
+    for key, value in (("PatientID", patient_id), ("PatientName", patient_name), ("StudyDate", study_date),
+                       ("AccessionNumber", accession_number)):
+        if value:
+            filters[key] = value
+    try:
+        found = get_client().search_for_series(search_filters=filters, fields=list(SEARCH_FIELDS),
+                                                limit=SEARCH_LIMIT)
+        rows = [_row(pydicom.Dataset.from_json(item)) for item in found]
+    except CALL_ERRORS as exc:
+        raise as_pacs_error(exc) from exc
+    return sorted(rows, key=lambda r: (r["study_date"], r["patient_id"], r["series_number"] or 0), reverse=True)
+
+
+def _row(ds: pydicom.Dataset) -> dict:
+    """One search result; numbers as int (None when the PACS left them out), the rest as text."""
+    row = {}
+    for keyword, key in SEARCH_FIELDS.items():
+        value = ds.get(keyword)
+        if keyword in ("SeriesNumber", "NumberOfSeriesRelatedInstances"):
+            row[key] = int(value) if value not in (None, "") else None
+        else:
+            row[key] = str(value) if value is not None else ""
+    return row
+
+
+# --- retrieve ----------------------------------------------------------------------------------
+
+def study_of(series_uid: str) -> str:
+    """The Study Instance UID of a series, asked of the PACS (WADO-RS needs both)."""
+    try:
+        found = get_client().search_for_series(search_filters={"SeriesInstanceUID": series_uid},
+                                                fields=["StudyInstanceUID"], limit=2)
+    except CALL_ERRORS as exc:
+        raise as_pacs_error(exc) from exc
+    if not found:
+        raise PacsError(f"The PACS has no series {series_uid}.")
+    return str(pydicom.Dataset.from_json(found[0]).StudyInstanceUID)
+
+
+def retrieve_series(*, series_uid: str, into: Path, study_uid: str = "") -> list[Path]:
+    """Stream the series' instances (WADO-RS) into files in `into`, one at a time, within the series
+    upload limits (slices and bytes); returns the files.  Raises `PacsError` or `InputError`."""
+    from TumorApp.analysis.volume import MAX_SERIES_BYTES, MAX_SLICES
+
+    byte_limit = min(MAX_SERIES_BYTES, settings.MAX_SERIES_UPLOAD_BYTES)
+    study_uid = study_uid or study_of(series_uid)
+    paths: list[Path] = []
+    total = 0
+    try:
+        for k, ds in enumerate(get_client().iter_series(study_uid, series_uid)):
+            if k >= MAX_SLICES:
+                raise InputError(f"The series has more than {MAX_SLICES} images; at most {MAX_SLICES} slices "
+                                 "can be analysed.")
+            path = into / f"{k:04d}.dcm"
+            pydicom.dcmwrite(path, ds)
+            total += path.stat().st_size
+            if total > byte_limit:
+                raise InputError(f"The series is larger than {byte_limit // 2**20} MiB; that is the limit.")
+            paths.append(path)
+    except InputError:  # over our limits (an InputError is a ValueError: keep it apart from the PACS's)
+        raise
+    except CALL_ERRORS as exc:
+        raise as_pacs_error(exc) from exc
+    if not paths:
+        raise PacsError(f"The PACS returned no images for series {series_uid}.")
+    return paths
+
+
+class _Upload(io.BytesIO):
+    """A retrieved file in the shape `submit_series` takes an upload (a name, read/seek)."""
+
+    def __init__(self, path: Path):
+        super().__init__(path.read_bytes())
+        self.name = path.name
+
+
+def import_series(*, user, series_uid: str, study_uid: str = "", ip: str | None = None) -> SeriesJob:
+    """Retrieve a PACS series and queue it as an uploaded series would be (`submit_series`: the same
+    reader and limits); audited either way.  Raises `PacsError` / `InputError`, with nothing stored."""
+    tmp = Path(tempfile.mkdtemp(prefix="pacs-", dir=_tmp_root()))
+    try:
+        try:
+            paths = retrieve_series(series_uid=series_uid, study_uid=study_uid, into=tmp)
+            return queue_files(user=user, paths=paths, series_uid=series_uid, study_uid=study_uid,
+                               direction=PacsTransfer.Direction.RETRIEVE, ip=ip)
+        except (PacsError, InputError) as exc:
+            record_event(action=AuditEvent.Action.PACS_RETRIEVE_FAILED, user=user, ip=ip,
+                         detail=f"{series_uid}: {exc}")
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def queue_files(*, user, paths: list[Path], series_uid: str, study_uid: str, direction: str,
+                ip: str | None = None) -> SeriesJob:
+    """Queue DICOM files that came from the PACS or a C-STORE like an upload (`submit_series`), marked
+    with a `PacsTransfer` (so PACS_AUTO_SEND knows where the series came from) and audited.
+    Raises `InputError` (nothing stored) for a series the reader refuses."""
+    job = series_services.submit_series(user=user, uploads=[_Upload(p) for p in paths], ip=ip)
+    came = "PACS" if direction == PacsTransfer.Direction.RETRIEVE else "DICOM"
+    job.name = f"{came} series {series_uid}"[:255]
+    job.save(update_fields=["name"])
+    PacsTransfer.objects.create(job=job, user=user, direction=direction, status=PacsTransfer.Status.DONE,
+                                study_instance_uid=study_uid or "", series_instance_uid=series_uid)
+    action = AuditEvent.Action.PACS_RETRIEVE if direction == PacsTransfer.Direction.RETRIEVE \
+        else AuditEvent.Action.DICOM_RECEIVE
+    record_event(action=action, user=user, ip=ip, detail=f"series {job.pk} <- {series_uid}")
+    return job
+
+
+def _tmp_root() -> str:
+    """Retrieved series wait under var/tmp (patient data: owner-only, next to the media), not /tmp."""
+    root = Path(settings.MEDIA_ROOT).parent / "tmp"
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return str(root)
+
+
+# --- send --------------------------------------------------------------------------------------
+
+def result_instances(*, volume, record: dict, ct, labels, seg_bytes: bytes) -> list[pydicom.Dataset]:
+    """[SEG, SR, key image] for one analysed series (the SEG as the export makes it)."""
+    import highdicom as hd
+
+    from TumorApp.analysis.pacs_objects import key_image, structured_report
+
+    seg = hd.seg.segread(io.BytesIO(seg_bytes))
+    return [seg, structured_report(volume, record, seg), key_image(volume, record, ct, labels, str(seg.SOPInstanceUID))]
+
+
+def store(instances: list[pydicom.Dataset]) -> dict:
+    """STOW-RS the instances in one request; {"seg", "sr", "key_image"} SOP Instance UIDs stored.
+
+    Raises `PacsError` when the request fails or the PACS reports any instance as failed (the UIDs
+    are fixed per result, so a retry stores the same instances again, not copies)."""
+    try:
+        answer = get_client().store_instances(instances)
+    except CALL_ERRORS as exc:
+        raise as_pacs_error(exc) from exc
+    failed = answer.get("FailedSOPSequence") or []
+    if failed:
+        reasons = sorted({str(item.get("FailureReason", "?")) for item in failed})
+        raise PacsError(f"The PACS refused {len(failed)} of the {len(instances)} objects "
+                        f"(failure reason {', '.join(reasons)}).")
+    return {name: str(ds.SOPInstanceUID) for name, ds in zip(("seg", "sr", "key_image"), instances)}
+
+
+def send_results(*, job: SeriesJob, user=None, ip: str | None = None) -> PacsTransfer:
+    """Send a finished DICOM series' SEG, SR and key image; the returned row says done or failed (why).
+
+    Raises `InputError` when the job cannot be sent at all (not done, or a NIfTI upload), and
+    `PacsNotConfigured` without DICOMWEB_URL; neither is recorded as a send."""
+    from TumorApp.analysis.volume import load_series
+
+    if not settings.DICOMWEB_URL:  # nothing attempted, so nothing to record
+        raise PacsNotConfigured("No PACS is configured: set DICOMWEB_URL (see the README's PACS section).")
+    if job.status != SeriesJob.Status.DONE:
+        raise InputError(f"The series is {job.status}; results can be sent once it is done.")
+    if job.kind != "dicom":
+        raise InputError("Only DICOM series can be sent to the PACS (a NIfTI upload has no DICOM study).")
+    source = job.pacs_transfers.filter(direction__in=INCOMING).first()
+    transfer = PacsTransfer(job=job, user=user if getattr(user, "is_authenticated", False) else None,
+                            direction=PacsTransfer.Direction.SEND,
+                            series_instance_uid=source.series_instance_uid if source else "")
+    try:
+        seg_bytes, _, _ = series_services.export_file(job)
+        ct, labels = series_services.volume_arrays(job)
+        volume = load_series(series_services.input_items(job))
+        transfer.series_instance_uid = transfer.series_instance_uid or str(volume.datasets[0].SeriesInstanceUID)
+        transfer.study_instance_uid = str(volume.datasets[0].get("StudyInstanceUID", ""))
+        instances = result_instances(volume=volume, record=job.result, ct=ct, labels=labels, seg_bytes=seg_bytes)
+        transfer.sop_instance_uids = store(instances)
+        transfer.status = PacsTransfer.Status.DONE
+    except (PacsError, InputError) as exc:
+        transfer.status, transfer.error = PacsTransfer.Status.FAILED, str(exc)
+    except Exception as exc:  # a bug building the objects: recorded as a failed send, not a lost one
+        log.exception("series %s: preparing the PACS objects failed", job.pk)
+        transfer.status = PacsTransfer.Status.FAILED
+        transfer.error = f"The results could not be prepared for the PACS ({type(exc).__name__}); please report this."
+    with transaction.atomic():
+        transfer.save()
+        done = transfer.status == PacsTransfer.Status.DONE
+        record_event(action=AuditEvent.Action.PACS_SEND if done else AuditEvent.Action.PACS_SEND_FAILED,
+                     user=user, ip=ip, detail=f"series {job.pk}: " + (transfer.sop_instance_uids.get("sr", "")
+                                                                       if done else transfer.error))
+    if not done:
+        log.warning("series %s: sending to the PACS failed: %s", job.pk, transfer.error)
+    return transfer
+
+
+def auto_send(job: SeriesJob) -> PacsTransfer | None:
+    """PACS_AUTO_SEND: send a series that came from the PACS (retrieved or C-STOREd to the listener) once it
+    is analysed (the worker calls this)."""
+    if not settings.PACS_AUTO_SEND or not settings.DICOMWEB_URL:
+        return None
+    job = SeriesJob.objects.get(pk=job.pk)
+    if job.status != SeriesJob.Status.DONE or not job.pacs_transfers.filter(direction__in=INCOMING).exists():
+        return None
+    return send_results(job=job, user=job.owner)
+
+
+def last_send(job: SeriesJob) -> PacsTransfer | None:
+    return job.pacs_transfers.filter(direction=PacsTransfer.Direction.SEND).first()
