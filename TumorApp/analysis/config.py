@@ -18,12 +18,12 @@ class Contract:
     # Network input: one channel, square, values in [0, 1].
     input_size: int = 128
     # Window applied to Hounsfield units before the network: 0..255 HU, the look the 118 patients
-    # of msd-slices come in, so every HU source looks alike to it (chosen by the patient-grouped
-    # CV; model card).  Soft tissue, liver and hypodense lesions all lie inside it.
+    # of msd-slices come in, so every HU source looks alike to it.  Chosen by the patient-grouped
+    # CV: the same fine-tuning in W400/L40 lost on every figure (model card).
     window_center: float = 127.5
     window_width: float = 255.0
     # The window HU slices are shown in, and that 8-bit pictures are assumed to show (abdominal
-    # W400/L40): a picture's grey is mapped back to HU through it before the network's window.
+    # W400/L40): a picture's grey is read as HU through it before the network's window.
     display_window_center: float = 40.0
     display_window_width: float = 400.0
     # Output channels of the network, in order.

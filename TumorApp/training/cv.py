@@ -190,8 +190,9 @@ def run_cv(data: str, out: str | Path, *, k: int = 5, seed: int = 0, train_kwarg
             if leak:
                 raise RuntimeError(f"fold {f + 1}: weights were trained on held-out patients {sorted(leak)}")
             log(f"fold {f + 1}/{k}: evaluating {len(held)} held-out patients")
+            recipe = train_kwargs.get("recipe")  # measured in the window the fold was trained with
             results = evaluate_patients(without_others(native, set(held)), Segmenter(weights, backend=backend),
-                                        thresholds=thresholds)
+                                        thresholds=thresholds, window=recipe.window if recipe else None)
             saved = {"held_out": held, "train_seconds": meta.get("train_seconds"),
                      "figures": {str(t): summarise(r) for t, r in results.items()},
                      "slices": {str(t): [asdict(x) for x in r] for t, r in results.items()}}

@@ -37,6 +37,11 @@ def evaluate(data: str | Path, holdout: str, weights: str | Path, *, second_pass
              batch_size: int = 16) -> dict:
     """Slice-level figures of `weights` on every stored slice of the held-out patient, at native size."""
     meta = check_held_out(Path(weights), holdout)
+    window = meta.get("input_window")
+    if window and tuple(window) != (CONTRACT.window_center, CONTRACT.window_width):
+        # the upload columns run the app's own path, which windows as the contract says
+        raise TrainedOnHoldout(f"{weights} was trained for the HU window {window}, the app's contract is "
+                               f"{[CONTRACT.window_center, CONTRACT.window_width]}: its figures would be wrong")
     patient = load_patients(data, [holdout], size=None)[0]
     units = [window_hu(s) if patient.is_hu else display_to_network(s) for s in patient.images]
     spacing = patient.spacing_mm if np.isfinite(patient.spacing_mm) else CONTRACT.assumed_spacing_mm

@@ -77,7 +77,7 @@ def _channel_dice(channel: int, name: str):
 class Recipe:
     """What a training run varies, as data (recorded in the weights' metadata)."""
 
-    window: tuple[float, float] = (CONTRACT.window_center, CONTRACT.window_width)  # HU (center, width)
+    window: tuple[float, float] = (40.0, 400.0)  # HU (center, width) the network sees; the contract must match
     sampling: str = "source"        # "source": by SOURCE_SHARES; "patient": by patient (PATIENT_POWER); "mixed"
     normal_parenchyma: bool = False  # label-3 parenchyma that is surely not tumour -> label 1 (pseudolabels.py)
     learning_rate: float = 1e-4
@@ -86,7 +86,7 @@ class Recipe:
     synthetic_lesions: float = 0.0
 
 
-# The recipes compared.  "source" is the shipped recipe of the last round (W400/L40, sources drawn
+# The recipes compared.  "source" is the last round's input and sampling (W400/L40, sources drawn
 # by fixed shares); "unified" puts every HU input in the 0..255 HU window msd-slices already have,
 # draws half its views by patient, and labels the surely-normal parenchyma of label 3 (pseudolabels.py);
 # "unified-synthetic" adds synthetic lesions.
@@ -94,11 +94,15 @@ RECIPES = {
     "source": Recipe(learning_rate=2e-4, cosine=True),
     "unified": Recipe(window=(127.5, 255.0), sampling="mixed", normal_parenchyma=True,
                       learning_rate=2e-4, cosine=True, clip_hu_chance=0.5),
+    # fine-tuning model/base/ at a constant 1e-4: the previous round's shipped recipe (W400/L40) ...
+    "base-w400": Recipe(window=(40.0, 400.0), learning_rate=1e-4),
+    # ... and the same in the 0..255 HU window: it won the CV against both, and is shipped
+    "base-0255": Recipe(window=(127.5, 255.0), learning_rate=1e-4),
     # the same with synthetic lesions painted into a fifth of the HU slices (lesions.py)
     "unified-synthetic": Recipe(window=(127.5, 255.0), sampling="mixed", normal_parenchyma=True,
                                 learning_rate=2e-4, cosine=True, clip_hu_chance=0.5, synthetic_lesions=0.2),
 }
-DEFAULT_RECIPE = "unified"  # the shipped recipe, chosen by the campaign's CV (model card)
+DEFAULT_RECIPE = "base-0255"  # the shipped recipe: it won the CV on the same folds (model card)
 
 # With sampling="patient" a patient is drawn with weight (its slices) ** PATIENT_POWER: the 118
 # patients of msd-slices (about 5 slices each) then outweigh the four whole patients about 4 to 1,

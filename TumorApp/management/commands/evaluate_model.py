@@ -11,7 +11,7 @@ import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from TumorApp.analysis.config import DEFAULT_WEIGHTS, REPO_ROOT
+from TumorApp.analysis.config import BASE_WEIGHTS, DEFAULT_WEIGHTS, REPO_ROOT
 from TumorApp.training.dataset import PATIENTS
 
 CARD = REPO_ROOT / "model" / "model_card.md"
@@ -51,12 +51,12 @@ class Command(BaseCommand):
         cv.add_argument("--fold-seed", type=int, default=0)
         cv.add_argument("--out", default=str(REPO_ROOT / "var" / "cv"),
                         help="fold weights and figures (resumable: existing folds are reused)")
-        cv.add_argument("--epochs", type=int, default=6)
-        cv.add_argument("--samples-per-epoch", type=int, default=2048)
+        cv.add_argument("--epochs", type=int, default=2)
+        cv.add_argument("--samples-per-epoch", type=int, default=400)
         cv.add_argument("--batch-size", type=int, default=8)
-        cv.add_argument("--init-weights", default="",
+        cv.add_argument("--init-weights", default=str(BASE_WEIGHTS),
                         help="every fold fine-tunes from these; the patients they were trained on "
-                             "are trained on in every fold and measured in none (default: random init)")
+                             "are trained on in every fold and measured in none ('' for random init)")
         cv.add_argument("--cache", default=None, help="training slices cache (.npz from dataset.save_cache)")
         cv.add_argument("--recipe", default=None, help="training recipe of the folds (train.RECIPES; default "
                                                        "train.DEFAULT_RECIPE)")

@@ -5,14 +5,14 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from TumorApp.analysis.config import REPO_ROOT
+from TumorApp.analysis.config import BASE_WEIGHTS, REPO_ROOT
 from TumorApp.training.dataset import PATIENTS
 
 
 class Command(BaseCommand):
     help = ("Train the liver/tumour network on ../shared/data with the recipe the cross-validation "
-            "chose (the 'unified' recipe from random weights: 0..255 HU window, half the views drawn by "
-            "patient, normal-parenchyma labels in label 3, masked Tversky loss; see the model card). "
+            "chose (fine-tune model/base/ weights with the masked Tversky loss in the 0..255 HU window; see "
+            "the model card). "
             "By default on every patient; --holdout SOURCE or --exclude-patient ID leaves some out. "
             "Writes <out>/cnn_weights.hdf5, its .json metadata and a training-curve PNG.")
 
@@ -26,18 +26,18 @@ class Command(BaseCommand):
                             help="patient id kept out of training, e.g. msd-10050 (repeatable)")
         parser.add_argument("--corrections", action="append", default=[],
                             help="also train on a folder written by `manage.py export_corrections` (repeatable)")
-        parser.add_argument("--epochs", type=int, default=22)
-        parser.add_argument("--samples-per-epoch", type=int, default=2048)
+        parser.add_argument("--epochs", type=int, default=2)
+        parser.add_argument("--samples-per-epoch", type=int, default=400)
         parser.add_argument("--batch-size", type=int, default=8)
         parser.add_argument("--seed", type=int, default=1234)
         parser.add_argument("--max-seconds", type=float, default=None)
         parser.add_argument("--workers", type=int, default=0, help="augmentation processes")
-        parser.add_argument("--init-weights", default="",
-                            help="start from these weights (default: random initialisation)")
+        parser.add_argument("--init-weights", default=str(BASE_WEIGHTS),
+                            help="start from these weights ('' for random initialisation)")
         parser.add_argument("--recipe", default=None, help="a recipe of TumorApp/training/train.py RECIPES "
                                                            "(default: the shipped one)")
         parser.add_argument("--learning-rate", type=float, default=1e-4,
-                            help="Adam's starting rate (the recipe decays it to 5 %% over the run)")
+                            help="Adam's rate (recipes with cosine=True decay it to 5 %% over the run)")
         parser.add_argument("--checkpoint", action="store_true", help="write checkpoint.hdf5 after every epoch")
         parser.add_argument("--synthetic-lesions", type=float, default=0.0,
                             help="chance (0-1) that an HU training slice gets synthetic lesions painted "
