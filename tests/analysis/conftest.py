@@ -19,7 +19,7 @@ if str(REPO) not in sys.path:
 
 from TumorApp.analysis.config import CONTRACT  # noqa: E402
 from TumorApp.analysis.loading import load  # noqa: E402
-from TumorApp.analysis.preprocess import to_network_input, to_unit  # noqa: E402
+from TumorApp.analysis.preprocess import network_unit, to_network_input  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures"
 DICOM_66 = FIXTURES / "analysis_ircadb01_066.dcm"
@@ -52,7 +52,7 @@ class GroundTruthSegmenter:
     """
 
     def __init__(self, path: Path, label: np.ndarray, *, radiological: bool = True):
-        unit = to_unit(load(path))
+        unit = network_unit(load(path))
         assert unit.shape == label.shape
         self.refs = [to_network_input(unit), to_network_input(unit[:, ::-1])]
         as_is, mirrored = self._probs(label), self._probs(label[:, ::-1])
@@ -77,6 +77,12 @@ class GroundTruthSegmenter:
         return np.stack(out).astype(np.float32)
 
 
+def hu_band(low: float, high: float) -> tuple[float, float]:
+    """An HU range as values of the network's input window."""
+    bottom = CONTRACT.window_center - CONTRACT.window_width / 2
+    return ((low - bottom) / CONTRACT.window_width, (high - bottom) / CONTRACT.window_width)
+
+
 class IntensitySegmenter:
     """A pixel-wise fake: 'liver' is a soft-tissue intensity band, 'tumour' a darker band.
 
@@ -84,8 +90,11 @@ class IntensitySegmenter:
     tool for testing the segment stage's geometry (second pass, paste-back, mirroring).
     """
 
-    def __init__(self, liver=(0.5, 0.7), tumor=(0.45, 0.5)):
-        self.liver, self.tumor = liver, tumor
+    def __init__(self, liver=None, tumor=None):
+        # Bands in the network's window: liver 40..120 HU, tumour 20..40 HU (pictures are read as
+        # W400/L40 HU before the window, so the same tissue falls in the same band either way).
+        self.liver = liver or hu_band(40.0, 120.0)
+        self.tumor = tumor or hu_band(20.0, 40.0)
         self.batches: list[np.ndarray] = []
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
