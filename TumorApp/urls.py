@@ -33,6 +33,13 @@ urlpatterns = [
     path("series/<int:pk>/report/", series_views.series_report, name="series-report"),
     path("series/<int:pk>/slices/<int:index>.png", series_views.series_slice, name="series-slice"),
     path("series/<int:pk>/export/", series_views.series_export, name="series-export"),
+    # Correcting a series (issue 20): the editor's data and saves, the API's whole-volume PUT.
+    path("series/<int:pk>/slices/<int:index>/labels.png", series_views.series_slice_labels, name="series-slice-labels"),
+    path("series/<int:pk>/slices/<int:index>/hu.bin", series_views.series_slice_hu, name="series-slice-hu"),
+    path("series/<int:pk>/slices/labels/", series_views.series_slices_labels, name="series-slices-labels"),
+    path("series/<int:pk>/lesions/<int:number>/remove/", series_views.series_remove_lesion,
+         name="series-remove-lesion"),
+    path("api/series/<int:pk>/labels/", series_views.api_series_labels, name="api-series-labels"),
     path("series/<int:pk>/delete/", series_views.series_delete, name="series-delete"),
     path("api/series/", series_views.api_series_list, name="api-series-list"),
     path("api/series/<int:pk>/", series_views.api_series, name="api-series"),
