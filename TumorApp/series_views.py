@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods
 
 from TumorApp.analysis.errors import InputError
+from TumorApp.analysis.labels import as_json as label_registry
 from TumorApp.analysis.slice_view import WINDOWS, render_slice
 
 from . import series_corrections, series_services, services
@@ -104,6 +105,7 @@ def series_detail(request, pk: int):
         context["lesions"] = [dict(lesion, number=n) for n, lesion in enumerate(job.result.get("lesions", []), 1)]
         context["inference"] = job.result.get("inference", "")  # the footer names the backend that ran
         context["corrected_at"] = _corrected_at(job)
+        context["label_registry"] = label_registry()  # the editor's colours and windows
         context["versions"] = [dict(v, created_at=parse_datetime(v["created_at"]))
                                for v in context["payload"]["versions"]]
     return render(request, "series/detail.html", context)

@@ -47,7 +47,9 @@ document.addEventListener("DOMContentLoaded", function () {
     image.dataset.slice = index;
     image.src = base + index + ".png?window=" + encodeURIComponent(windowSelect.value) + "&overlay=" + (overlay.checked ? 1 : 0) +
       (compare && compare.checked ? "&version=0" : "") +
-      "&v=" + viewer.dataset.version;  // slices are cached: a new version is a new URL
+      // Slices are cached: a corrected version is a new URL.
+      (viewer.dataset.version !== "0" ? "&v=" + viewer.dataset.version : "");
+    viewer.dispatchEvent(new CustomEvent("slicechange", {detail: {index: index}}));  // the editor follows
   };
   slider.addEventListener("input", function () { show(parseInt(slider.value, 10)); });
   windowSelect.addEventListener("change", function () { show(parseInt(slider.value, 10)); });

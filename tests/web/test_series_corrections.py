@@ -212,3 +212,18 @@ def test_slice_saves_and_lesion_removal_recompute_and_are_capped(auth_client, jo
         assert response.status_code == 400 and message in response.json()["error"]
     assert auth_client.post(f"/series/{job.pk}/lesions/99/remove/").status_code == 400
     assert auth_client.get(f"/api/series/{job.pk}/").json()["version"] == 3
+
+
+def test_the_viewer_offers_the_editor_and_its_slice_data(auth_client, other_client, job):
+    page = auth_client.get(f"/series/{job.pk}/").content.decode()
+    for marker in ('id="series-editor"', 'id="edit-labels"', 'js/series/editor.js', 'id="label-registry"',
+                   f'/series/{job.pk}/slices/labels/', 'class="linklike lesion-remove"'):
+        assert marker in page, marker
+    hu = auth_client.get(f"/series/{job.pk}/slices/1/hu.bin")
+    assert hu.status_code == 200 and (hu["X-Width"], hu["X-Height"]) == ("512", "512")
+    plane = np.frombuffer(hu.content, "<i2").reshape(512, 512)
+    ct, _ = series_services.volume_arrays(job)
+    assert np.array_equal(plane, ct[1])
+    assert auth_client.get(f"/series/{job.pk}/slices/{SLICES}/hu.bin").status_code == 404
+    assert other_client.get(f"/series/{job.pk}/slices/1/hu.bin").status_code == 404
+    assert other_client.get(f"/series/{job.pk}/slices/1/labels.png").status_code == 404
