@@ -227,3 +227,31 @@ def test_the_viewer_offers_the_editor_and_its_slice_data(auth_client, other_clie
     assert auth_client.get(f"/series/{job.pk}/slices/{SLICES}/hu.bin").status_code == 404
     assert other_client.get(f"/series/{job.pk}/slices/1/hu.bin").status_code == 404
     assert other_client.get(f"/series/{job.pk}/slices/1/labels.png").status_code == 404
+
+
+def test_corrected_series_slices_are_exported_for_training(auth_client, job, truth, tmp_path):
+    import json
+
+    from django.core.management import call_command
+
+    from TumorApp.training.corrections import read_corrections
+
+    _, network = series_services.volume_arrays(job)
+    painted = np.array(network[2])
+    painted[130:145, 250:265] = 2  # one slice changed
+    response = auth_client.put(f"/series/{job.pk}/slices/labels/", data={"slices": {"2": slice_png(painted)}},
+                               content_type="application/json")
+    assert response.status_code == 200, response.content
+    out = tmp_path / "corrections"
+    call_command("export_corrections", str(out))
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [(m["kind"], m["source_id"], m["slices"], m["version"]) for m in manifest] == [("series", job.pk, [2], 1)]
+    ct, _ = series_services.volume_arrays(job)
+    with np.load(out / f"series-{job.pk}.npz") as d:
+        assert d["image"].dtype == np.int16 and np.array_equal(d["image"][0], ct[2])
+        assert np.array_equal(d["label"][0], painted) and d["slices"].tolist() == [2]
+    (patient,) = read_corrections(out, size=256)
+    assert patient.name == f"corrections-series-{job.pk}" and patient.is_hu
+    assert patient.images.shape == (1, 256, 256) and set(patient.patient_ids) == {patient.name}
+    assert (patient.labels[0] == 2).sum() > (cv2.resize(network[2], (256, 256), interpolation=cv2.INTER_NEAREST) == 2).sum()
