@@ -75,6 +75,7 @@ async function start(root) {
     showWindow();
     view.setLabels(s.labels);
     refresh();
+    root.dataset.slice = String(index);  // which slice the canvas shows (tests wait for it)
   };
   const click = (p, tool) => {
     const x = Math.floor(p.x), y = Math.floor(p.y), s = current;
