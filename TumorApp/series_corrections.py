@@ -199,11 +199,9 @@ def _prune(job: SeriesJob) -> list[int]:
     if not old:
         return []
     paths = [v.labels for v in old]
-    for v in old:
-        export = job.files.get(f"export-v{v.number}")
-        if export:
-            paths.append(export)
-    job.files = {k: p for k, p in job.files.items() if k not in {f"export-v{v.number}" for v in old}}
+    cached = {f"{kind}-v{v.number}" for v in old for kind in ("export", "export-nifti")}  # their exports
+    paths += [p for k, p in job.files.items() if k in cached]
+    job.files = {k: p for k, p in job.files.items() if k not in cached}
     SeriesVersion.objects.filter(pk__in=[v.pk for v in old]).delete()
     _remove_on_commit(paths)
     return sorted(v.number for v in old)

@@ -365,11 +365,13 @@ def payload(job: SeriesJob) -> dict:
     return data
 
 
-def _export_key(version: int) -> str:
-    return "export" if version == 0 else f"export-v{version}"
+def _export_key(version: int, nifti: bool = False) -> str:
+    """files[] key of a cached export: "export" (v0, the upload's own format), "export-v2",
+    "export-nifti" / "export-nifti-v2" (NIfTI labels of a DICOM series)."""
+    return ("export-nifti" if nifti else "export") + (f"-v{version}" if version else "")
 
 
-def _make_export(job: SeriesJob, version: int) -> str:
+def _make_export(job: SeriesJob, version: int, nifti: bool = False) -> str:
     """Build a version's export from the stored upload (its DICOM headers / NIfTI affine) and that
     version's labels, keep it under `files["export"]` (version 0) or `files["export-v<n>"]`.
 
@@ -380,12 +382,17 @@ def _make_export(job: SeriesJob, version: int) -> str:
 
     from .series_corrections import labels_path, read_labels, version_record
 
-    key = _export_key(version)
+    from TumorApp.analysis.series_correct import labels_to_nifti
+
+    key = _export_key(version, nifti)
     try:
         record = version_record(job, version)
-        labels = read_labels(labels_path(job, version))
-        blob, name = export_for(load_series(input_items(job)), np.asarray(labels), version=version,
-                                corrected_by=record.get("corrected_by", ""))
+        labels = np.asarray(read_labels(labels_path(job, version)))
+        volume = load_series(input_items(job))
+        if nifti:  # in the series' patient space: what PUT /api/series/<id>/labels/ takes back
+            blob, name = labels_to_nifti(volume, labels), "labels.nii.gz"
+        else:
+            blob, name = export_for(volume, labels, version=version, corrected_by=record.get("corrected_by", ""))
     except FileNotFoundError as exc:  # deleted meanwhile
         raise SeriesJob.DoesNotExist(f"series {job.pk} was deleted") from exc
     path = default_storage.save(f"{job.folder}/{key}-{name}", ContentFile(blob))
@@ -413,21 +420,22 @@ def volume_arrays(job: SeriesJob, version: int | None = None) -> tuple[np.ndarra
     return ct, read_labels(labels_path(job, version))
 
 
-def export_file(job: SeriesJob, version: int | None = None) -> tuple[bytes, str, str]:
+def export_file(job: SeriesJob, version: int | None = None, *, nifti: bool = False) -> tuple[bytes, str, str]:
     """(bytes, download name, content type) of a version's DICOM-SEG or NIfTI labels (None: the
-    current version), made on first call.
+    current version; `nifti`: NIfTI labels in patient space whatever the upload was), made on first call.
 
     Raises `SeriesJob.DoesNotExist` when the series is deleted meanwhile, `SeriesVersion.DoesNotExist`
     for a version that is not kept."""
     from .series_corrections import current_version
 
     version = current_version(job) if version is None else version
-    path = job.files.get(_export_key(version)) or _make_export(job, version)
+    nifti = nifti and job.kind == "dicom"  # a NIfTI upload's export is NIfTI already
+    path = job.files.get(_export_key(version, nifti)) or _make_export(job, version, nifti)
     try:
         with default_storage.open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError as exc:  # deleted since the row was read
         raise SeriesJob.DoesNotExist(f"series {job.pk} was deleted") from exc
-    if job.kind == "dicom":
+    if job.kind == "dicom" and not nifti:
         return data, f"series-{job.pk}-v{version}-segmentation.dcm", "application/dicom"
     return data, f"series-{job.pk}-v{version}-labels.nii.gz", "application/gzip"

@@ -169,8 +169,9 @@ def _download(request, job: SeriesJob, action: str) -> HttpResponse:
 
     version = _version_param(request)
     version = current_version(job) if version is None else version
-    try:
-        data, name, content_type = series_services.export_file(job, version)
+    try:  # ?format=nifti: NIfTI labels in patient space for a DICOM series too
+        data, name, content_type = series_services.export_file(job, version,
+                                                               nifti=request.GET.get("format") == "nifti")
     except SeriesVersion.DoesNotExist:
         raise Http404("No such version.")
     services.record_event(action=action, user=request.user, ip=services.client_ip(request),

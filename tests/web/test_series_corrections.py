@@ -255,3 +255,23 @@ def test_corrected_series_slices_are_exported_for_training(auth_client, job, tru
     assert patient.name == f"corrections-series-{job.pk}" and patient.is_hu
     assert patient.images.shape == (1, 256, 256) and set(patient.patient_ids) == {patient.name}
     assert (patient.labels[0] == 2).sum() > (cv2.resize(network[2], (256, 256), interpolation=cv2.INTER_NEAREST) == 2).sum()
+
+
+def test_the_nifti_export_of_a_dicom_series_goes_back_through_the_put(auth_client, job, truth):
+    """?format=nifti gives labels in patient space; edited and PUT back, they are taken as they are."""
+    exported = auth_client.get(f"/api/series/{job.pk}/export/?format=nifti")
+    assert exported.status_code == 200 and exported["Content-Disposition"].endswith('-v0-labels.nii.gz"')
+    image = nib.Nifti1Image.from_bytes(gzip.decompress(exported.content))
+    ours = nib.Nifti1Image.from_bytes(gzip.decompress(patient_space_nifti(truth)))
+    assert image.shape == ours.shape and np.allclose(image.affine, ours.affine)  # the hand-written affine
+    _, network = series_services.volume_arrays(job)
+    assert np.array_equal(np.asarray(image.dataobj).transpose(2, 1, 0), network)
+    edited = np.asarray(image.dataobj).copy()
+    edited[:, :, 1] = 0  # clear slice 1
+    blob = gzip.compress(nib.Nifti1Image(edited, image.affine).to_bytes())
+    before = auth_client.get(f"/api/series/{job.pk}/").json()
+    body = put_labels(auth_client, job.pk, blob).json()
+    assert body["version"] == 1 and body["liver_volume_ml"] < before["liver_volume_ml"]
+    job.refresh_from_db()
+    _, corrected = series_services.volume_arrays(job)
+    assert not corrected[1].any() and np.array_equal(corrected[2:], network[2:])
