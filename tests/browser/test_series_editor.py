@@ -19,15 +19,18 @@ PASSWORD = "Segment-Editor-Review-3"
 
 
 def paint_target(job: SeriesJob) -> tuple[int, int, int]:
-    """(slice, x, y): a liver point with room for a 45-px disc of tumour, away from every lesion."""
+    """(slice, x, y): a liver point more than 45 px from any tumour on its slice and the two next to
+    it, so the painted disc (radius 40 px) is a 3-D lesion of its own."""
     _, labels = series_services.volume_arrays(job)
+    labels = np.asarray(labels)
     best = (0.0, 0, 0, 0)
     for k in range(labels.shape[0]):
-        liver_only = (np.asarray(labels[k]) == 1).astype(np.uint8)
-        room = cv2.distanceTransform(liver_only, cv2.DIST_L2, 5)
+        near = (labels[max(0, k - 1):k + 2] == 2).any(axis=0)
+        room = cv2.distanceTransform((~near).astype(np.uint8), cv2.DIST_L2, 5)
+        room[labels[k] != 1] = 0  # paint in the liver
         y, x = np.unravel_index(np.argmax(room), room.shape)
         best = max(best, (float(room[y, x]), k, int(x), int(y)))
-    assert best[0] > 46, "the fixture's liver must have room for the painted lesion"
+    assert best[0] > 45, "the series' liver must have room for the painted lesion"
     return best[1], best[2], best[3]
 
 

@@ -52,14 +52,18 @@ async function start(root) {
   };
 
   // Open slice `index`: its edits if it has some, else its saved labels and HU from the server.
+  // Only the slice asked for last is shown: a slow load for one scrolled past is kept, not shown.
+  let wanted = null;
   const open = async (index) => {
+    wanted = index;
     let s = slices.get(index);
     if (!s) {
       const [found, hu] = await Promise.all([
         loadLabels(slicePath(root.dataset.labelsUrl, index)), loadHu(slicePath(root.dataset.huUrl, index))]);
-      s = { labels: found.labels, saved: found.labels.slice(), hu, history: new History(),
-            width: found.width, height: found.height };
+      s = slices.get(index) || { labels: found.labels, saved: found.labels.slice(), hu, history: new History(),
+                                  width: found.width, height: found.height };
       slices.set(index, s);
+      if (wanted !== index) return;
     }
     if (!view) {
       view = new View($("editor-canvas"), s.width, s.height);
