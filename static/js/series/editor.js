@@ -51,20 +51,25 @@ async function start(root) {
     view.setGrey(windowed(current.hu, WINDOWS[windowSelect.value] || WINDOWS.abdomen));
   };
 
-  // Open slice `index`: its edits if it has some, else its saved labels and HU from the server.
-  // Only the slice asked for last is shown: a slow load for one scrolled past is kept, not shown.
+  // A slice's labels and HU: its edits if it has some, else loaded from the server once.
+  const load = async (index) => {
+    if (!slices.has(index)) {
+      const [found, hu] = await Promise.all([
+        loadLabels(slicePath(root.dataset.labelsUrl, index)), loadHu(slicePath(root.dataset.huUrl, index))]);
+      if (!slices.has(index)) {
+        slices.set(index, { labels: found.labels, saved: found.labels.slice(), hu, history: new History(),
+                            width: found.width, height: found.height });
+      }
+    }
+    return slices.get(index);
+  };
+  // Show slice `index`. Only the slice asked for last is shown: a slow load for one scrolled past
+  // is kept, not shown.
   let wanted = null;
   const open = async (index) => {
     wanted = index;
-    let s = slices.get(index);
-    if (!s) {
-      const [found, hu] = await Promise.all([
-        loadLabels(slicePath(root.dataset.labelsUrl, index)), loadHu(slicePath(root.dataset.huUrl, index))]);
-      s = slices.get(index) || { labels: found.labels, saved: found.labels.slice(), hu, history: new History(),
-                                  width: found.width, height: found.height };
-      slices.set(index, s);
-      if (wanted !== index) return;
-    }
+    const s = await load(index);
+    if (wanted !== index) return;
     if (!view) {
       view = new View($("editor-canvas"), s.width, s.height);
       view.resize();
@@ -92,6 +97,17 @@ async function start(root) {
     refresh();
   };
   const replace = (next) => { if (next) { current.labels = next; view.setLabels(next); refresh(); } };
+  // Copy the labels of the slice below (-1) or above (+1) onto this one, as a start to adjust.
+  const copyFrom = async (offset) => {
+    const index = Number(root.dataset.slice), from = index + offset;
+    if (from < 0 || from > Number(slider.max)) { say("There is no slice there to copy from.", true); return; }
+    const source = await load(from);
+    if (Number(root.dataset.slice) !== index) return;  // moved on meanwhile
+    current.history.push(current.labels);
+    replace(source.labels.slice());
+  };
+  $("copy-below").addEventListener("click", () => copyFrom(-1));
+  $("copy-above").addEventListener("click", () => copyFrom(1));
 
   $("edit-labels").addEventListener("click", async () => {
     $("editor-tools").hidden = false;
