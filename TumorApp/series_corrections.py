@@ -103,12 +103,14 @@ def label_png(labels: np.ndarray) -> bytes:
 
 def correct_series(*, job: SeriesJob, user, labels: np.ndarray | None = None,
                    slices: dict[int, np.ndarray] | None = None, remove_lesion: int | None = None,
+                   interpolate: tuple[int, int] | None = None,
                    ip: str | None = None, action: str = AuditEvent.Action.SERIES_CORRECT) -> SeriesVersion:
     """Save a corrected series as a new version and make its recomputed figures the job's result.
 
     One of: `labels` (a whole uint8 volume, checked), `slices` ({index: (y, x) labels}: replaces
     those slices of the current labels), `remove_lesion` (a 3-D lesion's number in the current
-    result: its voxels become liver through every slice it spans).  The current labels are read
+    result: its voxels become liver through every slice it spans), `interpolate` ((first, last):
+    the slices between them follow those two, `series_correct.interpolate`).  The current labels are read
     and the figures recomputed inside the transaction that holds the job row, so concurrent saves
     queue and none loses another's slices.  InputError (nothing stored) for bad labels,
     SeriesNotDone while the job has no result.  Files written are removed if anything fails.
@@ -142,6 +144,8 @@ def correct_series(*, job: SeriesJob, user, labels: np.ndarray | None = None,
                         if not 0 <= index < labels.shape[0]:
                             raise InputError(f"There is no slice {index} (the series has {labels.shape[0]}, from 0).")
                         labels[index] = series_correct.check_labels(plane, labels.shape[1:])
+                if interpolate is not None:
+                    labels = series_correct.interpolate(labels, *interpolate)
                 if remove_lesion is not None:
                     before = series_correct.recompute_series(volume, labels)
                     labels = series_correct.remove_lesion(before, labels, remove_lesion)
@@ -216,6 +220,20 @@ def _remove_on_commit(paths: list[str]) -> None:
                 log.exception("could not remove %s", path)
 
     transaction.on_commit(remove)
+
+
+def interpolation_from_json(body: bytes) -> tuple[int, int]:
+    """The editor's interpolate body, JSON {"from": <0-based slice>, "to": <0-based slice>}."""
+    import json
+
+    try:
+        data = json.loads(body)
+        first, last = data["from"], data["to"]
+    except (ValueError, UnicodeDecodeError, TypeError, KeyError) as exc:
+        raise InputError('Send JSON {"from": <slice index>, "to": <slice index>} (0-based).') from exc
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (first, last)):
+        raise InputError('"from" and "to" must be whole slice indices (0-based).')
+    return first, last
 
 
 def slices_from_json(body: bytes, shape: tuple[int, int, int]) -> dict[int, np.ndarray]:

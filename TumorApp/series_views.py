@@ -375,3 +375,17 @@ def series_remove_lesion(request, pk: int, number: int):
     if refusal:
         return refusal
     return _corrected(request, job, AuditEvent.Action.SERIES_CORRECT, remove_lesion=number)
+
+
+@api_login_required
+@allow("POST")
+def series_interpolate(request, pk: int):
+    """Interpolate the slices between two (JSON {"from": a, "to": b}, 0-based) from their saved labels."""
+    job, refusal = _done_job(request, pk)
+    if refusal:
+        return refusal
+    try:
+        between = series_corrections.interpolation_from_json(request.body)
+    except InputError as e:
+        return error(400, str(e))
+    return _corrected(request, job, AuditEvent.Action.SERIES_CORRECT, interpolate=between)

@@ -37,6 +37,7 @@ urlpatterns = [
     path("series/<int:pk>/slices/<int:index>/labels.png", series_views.series_slice_labels, name="series-slice-labels"),
     path("series/<int:pk>/slices/<int:index>/hu.bin", series_views.series_slice_hu, name="series-slice-hu"),
     path("series/<int:pk>/slices/labels/", series_views.series_slices_labels, name="series-slices-labels"),
+    path("series/<int:pk>/slices/interpolate/", series_views.series_interpolate, name="series-interpolate"),
     path("series/<int:pk>/lesions/<int:number>/remove/", series_views.series_remove_lesion,
          name="series-remove-lesion"),
     path("api/series/<int:pk>/labels/", series_views.api_series_labels, name="api-series-labels"),

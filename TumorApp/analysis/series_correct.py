@@ -53,6 +53,31 @@ def remove_lesion(result: SeriesResult, labels: np.ndarray, number: int) -> np.n
     return out
 
 
+def interpolate(labels: np.ndarray, first: int, last: int) -> np.ndarray:
+    """A copy of `labels` whose slices strictly between `first` and `last` are interpolated from those
+    two (shape-based: the liver and the tumour each by a weighted mean of their signed distance maps),
+    so a reader outlines two slices and the ones between follow."""
+    from scipy.ndimage import distance_transform_edt
+
+    first, last = sorted((int(first), int(last)))
+    if not (0 <= first and last < labels.shape[0]) or last - first < 2:
+        raise InputError(f"Interpolation needs two slices with at least one between them, within 1 to "
+                         f"{labels.shape[0]} (got {first + 1} and {last + 1}).")
+
+    def signed(mask: np.ndarray) -> np.ndarray:  # < 0 inside, > 0 outside (pixels)
+        if not mask.any():
+            return np.full(mask.shape, float(max(mask.shape)))
+        return distance_transform_edt(~mask) - distance_transform_edt(mask)
+
+    out = np.array(labels, dtype=np.uint8, copy=True)
+    ends = [(signed(labels[k] >= LIVER), signed(labels[k] == TUMOR)) for k in (first, last)]
+    for k in range(first + 1, last):
+        t = (k - first) / (last - first)
+        liver, tumor = ((1 - t) * a + t * b < 0 for a, b in zip(*ends))
+        out[k] = np.where(tumor, TUMOR, np.where(liver, LIVER, BACKGROUND))
+    return out
+
+
 # --- geometry: the series' voxels in patient space ---------------------------------------------
 
 def series_affine(volume: SeriesVolume) -> tuple[np.ndarray, tuple[int, int, int]]:
@@ -232,5 +257,5 @@ def labels_from_seg(data: bytes, volume: SeriesVolume, name: str = "labels") -> 
     return labels
 
 
-__all__ = ["check_labels", "labels_from_nifti", "labels_from_seg", "labels_from_upload", "labels_to_nifti",
+__all__ = ["check_labels", "interpolate", "labels_from_nifti", "labels_from_seg", "labels_from_upload", "labels_to_nifti",
            "recompute_series", "remove_lesion", "series_affine"]

@@ -123,3 +123,22 @@ def test_nifti_series_labels_use_the_uploads_own_affine():
     with pytest.raises(InputError, match="affine does not match"):
         labels_from_nifti(nib.Nifti1Image(labels.transpose(2, 1, 0), affine @ np.diag([1, 1, 2, 1])).to_bytes(),
                           volume)
+
+
+def test_interpolation_grows_a_lesion_between_two_outlined_slices():
+    from TumorApp.analysis.series_correct import interpolate
+
+    labels = np.zeros((5, 64, 64), np.uint8)
+    labels[:, 10:54, 10:54] = 1
+    yy, xx = np.mgrid[:64, :64]
+    labels[0][(yy - 32) ** 2 + (xx - 32) ** 2 <= 4 ** 2] = 2   # radius 4 on the first slice
+    labels[4][(yy - 32) ** 2 + (xx - 32) ** 2 <= 12 ** 2] = 2  # radius 12 on the last
+    labels[2] = 0  # whatever was between is replaced
+    out = interpolate(labels, 4, 0)
+    areas = [(out[k] == 2).sum() for k in range(5)]
+    assert areas[0] < areas[1] < areas[2] < areas[3] < areas[4]
+    radius = np.sqrt(areas[2] / np.pi)
+    assert 7 <= radius <= 9  # about halfway between 4 and 12
+    assert (out[2] >= 1).sum() == 44 * 44 and np.array_equal(out[[0, 4]], labels[[0, 4]])
+    with pytest.raises(InputError, match="at least one between"):
+        interpolate(labels, 1, 2)

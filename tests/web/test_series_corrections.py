@@ -275,3 +275,20 @@ def test_the_nifti_export_of_a_dicom_series_goes_back_through_the_put(auth_clien
     job.refresh_from_db()
     _, corrected = series_services.volume_arrays(job)
     assert not corrected[1].any() and np.array_equal(corrected[2:], network[2:])
+
+
+def test_slices_between_two_saved_ones_are_interpolated(auth_client, job, truth):
+    assert put_labels(auth_client, job.pk, patient_space_nifti(truth)).status_code == 200
+    cleared = np.where(truth[1] == 2, 1, truth[1]).astype(np.uint8)  # slice 1 loses its tumour
+    auth_client.put(f"/series/{job.pk}/slices/labels/", data={"slices": {"1": slice_png(cleared)}},
+                    content_type="application/json")
+    response = auth_client.post(f"/series/{job.pk}/slices/interpolate/", data={"from": 0, "to": 2},
+                                content_type="application/json")
+    assert response.status_code == 200, response.content
+    job.refresh_from_db()
+    _, labels = series_services.volume_arrays(job)
+    assert np.array_equal(labels[1], truth[1])  # the same outline above and below: the same between
+    assert response.json()["tumor_volume_ml"] == true_figures(truth)["tumor_volume_ml"]
+    bad = auth_client.post(f"/series/{job.pk}/slices/interpolate/", data={"from": 0, "to": 1},
+                           content_type="application/json")
+    assert bad.status_code == 400 and "at least one between" in bad.json()["error"]

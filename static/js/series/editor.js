@@ -1,7 +1,8 @@
 // The series viewer's editor (issue 20): the slice editor's view, tools, history and pointer input
 // (static/js/editor/) on any slice of a series.  Each slice keeps its own labels and undo history
 // while you move through the series; Save sends only the slices that changed
-// (PUT /series/<id>/slices/labels/) and the page reloads with every figure recomputed.
+// (PUT /series/<id>/slices/labels/) and the page reloads with every figure recomputed.  Removing a
+// 3-D lesion and interpolating between two saved slices are done on the server.
 import { History } from "../editor/history.js";
 import { loadHu, loadLabels } from "../editor/api.js";
 import { bindPointer } from "../editor/pointer.js";
@@ -169,22 +170,30 @@ async function start(root) {
     if (edited().length && !status.textContent.startsWith("Saved")) e.preventDefault();
   });
 
-  // Remove a whole 3-D lesion (every slice it spans), from the lesion table: done on the server.
-  document.querySelectorAll(".lesion-remove").forEach((button) => {
-    button.addEventListener("click", async () => {
-      if (edited().length && !window.confirm("Unsaved slice edits will be lost. Remove the lesion anyway?")) return;
-      button.disabled = true;
-      const response = await fetch(button.dataset.url, {
-        method: "POST", credentials: "same-origin",
-        headers: { Accept: "application/json", "X-CSRFToken": root.querySelector("input[name=csrfmiddlewaretoken]").value },
-      });
-      const answer = await response.json().catch(() => ({}));
-      if (!response.ok) { button.disabled = false; say(answer.error || `Removing failed (${response.status}).`, true); return; }
-      slices.clear();
-      say("Saved. Reloading the recomputed result…");
-      window.location.reload();
+  // Changes made on the server from the saved labels (a new version), then the page reloads.
+  const serverChange = async (button, body, question) => {
+    if (edited().length && !window.confirm(question)) return;
+    button.disabled = true;
+    const response = await fetch(button.dataset.url, {
+      method: "POST", credentials: "same-origin", body: body ? JSON.stringify(body) : undefined,
+      headers: { Accept: "application/json", "Content-Type": "application/json",
+                 "X-CSRFToken": root.querySelector("input[name=csrfmiddlewaretoken]").value },
     });
+    const answer = await response.json().catch(() => ({}));
+    if (!response.ok) { button.disabled = false; say(answer.error || `Failed (${response.status}).`, true); return; }
+    slices.clear();
+    say("Saved. Reloading the recomputed result…");
+    window.location.reload();
+  };
+  // Remove a whole 3-D lesion (every slice it spans), from the lesion table.
+  document.querySelectorAll(".lesion-remove").forEach((button) => {
+    button.addEventListener("click", () => serverChange(button, null,
+      "Unsaved slice edits will be lost. Remove the lesion anyway?"));
   });
+  // Outline two slices, save, then fill the ones between (slice numbers on the page start at 1).
+  $("interpolate").addEventListener("click", () => serverChange($("interpolate"),
+    { from: Number($("interpolate-from").value) - 1, to: Number($("interpolate-to").value) - 1 },
+    "Interpolation works from the saved slices; unsaved edits will be lost. Go on?"));
 }
 
 document.addEventListener("DOMContentLoaded", () => {
