@@ -11,7 +11,7 @@ from TumorApp.models import SeriesJob
 from tests.analysis.series_fixtures import dicom_series
 from tests.web.test_series import files
 
-from .test_browser_flow import ARTIFACTS, page, shot  # noqa: F401  (the page fixture)
+from .test_browser_flow import page, shot  # noqa: F401  (the page fixture)
 from .test_browser_flow import pytestmark as browser_marks
 
 pytestmark = [*browser_marks, pytest.mark.slow]
