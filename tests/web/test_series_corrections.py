@@ -23,6 +23,7 @@ from TumorApp import series_services
 from TumorApp.models import AuditEvent, SeriesJob, SeriesVersion
 from tests.analysis.series_fixtures import FIXTURES, SLICE_66, dicom_series
 
+from .test_corrections_load import database_for_threads  # noqa: F401  (a fixture)
 from .test_series import files
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the worker's heartbeat thread has its own connection
@@ -292,3 +293,47 @@ def test_slices_between_two_saved_ones_are_interpolated(auth_client, job, truth)
     bad = auth_client.post(f"/series/{job.pk}/slices/interpolate/", data={"from": 0, "to": 1},
                            content_type="application/json")
     assert bad.status_code == 400 and "at least one between" in bad.json()["error"]
+
+
+def test_concurrent_slice_saves_all_succeed_and_none_loses_another(database_for_threads, django_user_model):
+    """Four readers save a different slice of one series at the same moment: every save succeeds
+    (they queue on the job row) and the last version holds all four edits."""
+    import threading
+
+    from django.db import connections
+    from django.test import Client
+
+    user = django_user_model.objects.create_user("alice", password="Liver-Scan-Review-42")
+    job = series_services.submit_series(user=user, uploads=files(dicom_series(SLICES, step=STEP)))
+    assert series_services.work(once=True) == 1
+    job.refresh_from_db()
+    _, network = series_services.volume_arrays(job)
+    edits = {}
+    for k in range(SLICES):
+        plane = np.array(network[k])
+        plane[20 + 10 * k:26 + 10 * k, 20:26] = 2  # a different speck on each slice
+        edits[k] = plane
+    barrier = threading.Barrier(SLICES)
+    responses = [None] * SLICES
+
+    def save(k: int) -> None:
+        client = Client(raise_request_exception=False)
+        client.force_login(user)
+        try:
+            barrier.wait()
+            responses[k] = client.put(f"/series/{job.pk}/slices/labels/", data={"slices": {str(k): slice_png(edits[k])}},
+                                      content_type="application/json")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=save, args=(k,)) for k in range(SLICES)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert [r.status_code for r in responses] == [200] * SLICES, [r.content[:300] for r in responses]
+    job.refresh_from_db()
+    assert job.result["version"] == SLICES
+    _, labels = series_services.volume_arrays(job)
+    for k in range(SLICES):
+        assert np.array_equal(labels[k], edits[k]), k
