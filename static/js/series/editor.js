@@ -148,9 +148,24 @@ async function start(root) {
   };
   $("save-labels").addEventListener("click", save);
 
+  const centre = () => { const r = view.canvas.getBoundingClientRect(); return [r.width / 2, r.height / 2]; };
+  const zoom = (factor) => { if (view) view.zoomAt(factor, ...centre()); };
+  const fit = () => { if (view) view.fit(); };
+  const brush = (step) => {
+    const size = $("brush-size");
+    size.value = Number(size.value) + step;
+    size.dispatchEvent(new Event("input"));
+  };
+  $("zoom-in").addEventListener("click", () => zoom(1.25));
+  $("zoom-out").addEventListener("click", () => zoom(0.8));
+  $("zoom-fit").addEventListener("click", fit);
+
   // Shortcuts as in the slice editor, while the editor is open and not typing in a field.
-  const keys = { b: "tool-brush", e: "tool-eraser", f: "tool-fill", r: "tool-remove", h: "tool-pan",
-                 l: "label-liver", t: "label-tumor" };
+  const radios = { b: "tool-brush", e: "tool-eraser", f: "tool-fill", r: "tool-remove", h: "tool-pan",
+                   l: "label-liver", t: "label-tumor" };
+  const keys = { ...Object.fromEntries(Object.entries(radios).map(([k, id]) => [k, () => { $(id).checked = true; }])),
+                 "[": () => brush(-2), "]": () => brush(2), "+": () => zoom(1.25), "=": () => zoom(1.25),
+                 "-": () => zoom(0.8), "0": fit };
   document.addEventListener("keydown", (e) => {
     if (!view || e.target.closest("input[type=text], input[type=number], textarea, select")) return;
     const key = e.key.toLowerCase();
@@ -163,7 +178,7 @@ async function start(root) {
       return;
     }
     if (e.key === " " && e.target === document.body) { keyState.spaceDown = true; e.preventDefault(); return; }
-    if (keys[key] && !e.altKey) $(keys[key]).checked = true;
+    if (keys[key] && !e.altKey) { keys[key](); view.draw(); }
   });
   document.addEventListener("keyup", (e) => { if (e.key === " " && keyState) keyState.spaceDown = false; });
   window.addEventListener("beforeunload", (e) => {
