@@ -3,7 +3,7 @@
     .venv/bin/python bench/series_correct.py [--slices 150] [--runs 5]
 
 A 150-slice 512 x 512 label volume built from a real label slice (IRCADb-01 slice 66's ground
-truth repeated on the middle 110 slices, so its tumours are tall 3-D lesions, plus 40 one-voxel specks like
+truth repeated on the middle 114 slices, so its tumours are tall 3-D lesions, plus 40 one-voxel specks like
 the network's scattered false lesions).  Times the steps a save runs: `recompute_series` (3-D
 lesions, volumes, diameters, burden, stage: `measure_volume`, the network's own stage), and
 writing the version (compressed .npz) and the viewer's .npy.  Goal: < 2 s in total on two cores.
