@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
 from . import lockout, series_services, services
-from .models import AccountFlags, Analysis, ApiToken, AuditEvent, MaskVersion, PacsTransfer, SeriesJob
+from .models import AccountFlags, Analysis, ApiToken, AuditEvent, MaskVersion, PacsTransfer, SeriesJob, SeriesVersion
 
 User = get_user_model()
 
@@ -68,6 +68,21 @@ class MaskVersionAdmin(admin.ModelAdmin):
     list_display = ("analysis", "number", "created_by_name", "created_at")
     search_fields = ("created_by_name",)
     readonly_fields = [f.name for f in MaskVersion._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SeriesVersion)
+class SeriesVersionAdmin(admin.ModelAdmin):
+    """Read-only, as MaskVersion: series versions are written by the series editor and the API."""
+
+    list_display = ("job", "number", "created_by_name", "created_at")
+    search_fields = ("created_by_name",)
+    readonly_fields = [f.name for f in SeriesVersion._meta.fields]
 
     def has_add_permission(self, request):
         return False

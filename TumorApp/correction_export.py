@@ -1,12 +1,15 @@
-"""`export_corrections`: every corrected analysis as a training slice (layout in training/corrections.py)."""
+"""`export_corrections`: every corrected analysis as a training slice, every corrected series as its
+corrected slices (layout in training/corrections.py)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
+
 from django.core.files.storage import default_storage
 
-from .models import Analysis
+from .models import Analysis, SeriesJob
 
 
 def export_corrections(out_dir: Path | str) -> list[dict]:
@@ -40,5 +43,32 @@ def export_corrections(out_dir: Path | str) -> list[dict]:
                          "original_name": analysis.original_name, "is_hu": ct.is_hu,
                          "spacing_mm": spacing, "spacing_source": analysis.spacing_source,
                          "shape": list(ct.shape), "mirrored": mirrored})
+    manifest += _export_series(out)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
+
+
+def _export_series(out: Path) -> list[dict]:
+    """Each corrected series' slices whose latest labels differ from the network's, with their HU."""
+    from TumorApp.series_corrections import labels_path, read_labels
+    from TumorApp.training.corrections import write_series
+
+    from .series_services import volume_arrays
+
+    entries = []
+    for job in SeriesJob.objects.filter(versions__number__gt=0).distinct().order_by("pk").iterator():
+        latest = job.versions.order_by("-number").first()
+        ct, labels = volume_arrays(job, latest.number)
+        network = read_labels(labels_path(job, 0))
+        changed = [k for k in range(labels.shape[0]) if not np.array_equal(labels[k], network[k])]
+        if not changed:  # saved without a change: nothing to learn from
+            continue
+        spacing = job.spacing_mm or job.result.get("spacing_mm")
+        name = f"series-{job.pk}.npz"
+        write_series(out / name, images=np.asarray(ct[changed]), labels=np.asarray(labels[changed]),
+                     slices=changed, spacing_mm=(spacing[1], spacing[2]), source_id=job.pk, version=latest.number)
+        entries.append({"file": name, "kind": "series", "source_id": job.pk, "version": latest.number,
+                        "corrected_by": latest.created_by_name, "corrected_at": latest.created_at.isoformat(),
+                        "original_name": job.name, "is_hu": True, "spacing_mm": list(spacing),
+                        "slices": changed, "shape": [len(changed), *labels.shape[1:]], "mirrored": False})
+    return entries

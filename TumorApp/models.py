@@ -97,6 +97,9 @@ class AuditEvent(models.Model):
         PACS_SEND_FAILED = "pacs_send_failed", "failed to send results to the PACS"
         DICOM_RECEIVE = "dicom_receive", "received a series over DICOM (C-STORE)"
         DICOM_RECEIVE_FAILED = "dicom_receive_failed", "refused a series received over DICOM"
+        # Series corrections (issue 20): `detail` names the series and the version ("series 7 version 2").
+        SERIES_CORRECT = "series_correct", "corrected a series"
+        API_SERIES_CORRECT = "api_series_correct", "corrected a series (API)"
 
     timestamp = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -209,7 +212,11 @@ class SeriesJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     result = models.JSONField(default=dict, blank=True)  # SeriesResult.to_dict() when done
-    files = models.JSONField(default=dict, blank=True)  # {"ct": ..., "labels": ..., "export": ...} paths
+    # {"ct": ..., "labels": (the network's), "corrected": (the latest correction's), "export", "export-v2"}: paths
+    files = models.JSONField(default=dict, blank=True)
+    # The exact spacing (z, y, x) mm the job measured with (the result's is rounded): corrections
+    # are measured with it too.  Empty for jobs finished before it was stored.
+    spacing_mm = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True, default="")
 
     class Meta:
@@ -218,6 +225,30 @@ class SeriesJob(models.Model):
 
     def __str__(self) -> str:
         return f"series {self.pk} {self.name} ({self.status})"
+
+
+class SeriesVersion(models.Model):
+    """One saved label volume of a series and the figures recomputed from it; append-only.
+
+    Number 0 is the network's (written when the first correction is saved; its labels are the
+    job's own `files["labels"]`), 1, 2, ... the corrections, stored as compressed .npz beside the
+    series' files; the highest number is the job's current result."""
+
+    job = models.ForeignKey(SeriesJob, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="series_versions")
+    created_by_name = models.CharField(max_length=150, blank=True)  # "" for the network
+    labels = models.CharField(max_length=255)  # storage path: .npy (v0) or .npz (corrections)
+    result = models.JSONField(default=dict)  # the job's result record for this version
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [models.UniqueConstraint(fields=["job", "number"], name="series_version_unique_number")]
+
+    def __str__(self) -> str:
+        return f"series {self.job_id} v{self.number} ({self.created_by_name or 'network'})"
 
 
 class PacsTransfer(models.Model):

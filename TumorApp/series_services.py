@@ -283,6 +283,7 @@ def run_job(job: SeriesJob, worker: str, *, segmenter=None, batch_size: int = 8)
         record["stage_label"] = result.stage_label  # what the pages show, from the one staging rule
         record["inference"] = result.inference  # shown on the result page: which backend ran
         done = _mine(job, worker).update(status=SeriesJob.Status.DONE, result=record, files=files,
+                                         spacing_mm=[float(v) for v in result.volume.spacing_mm],
                                          progress_done=result.volume.slices, finished_at=timezone.now())
         if done and settings.PACS_AUTO_SEND:
             from TumorApp.pacs.services import auto_send
@@ -355,55 +356,86 @@ def payload(job: SeriesJob) -> dict:
         data.update({k: v for k, v in job.result.items() if k != "notes"})
         data["notes"] = job.result.get("notes", [])
         data["export_url"] = reverse("api-series-export", args=[job.pk])
+        # Corrections (issue 20): which version these figures are, and every kept version.
+        from .series_corrections import versions_for
+
+        data.setdefault("version", 0)
+        data.setdefault("corrected", False)
+        data["versions"] = versions_for(job)
     return data
 
 
-def _make_export(job: SeriesJob) -> str:
-    """Build the export from the stored upload (its DICOM headers / NIfTI affine) and labels, keep it.
+def _export_key(version: int, nifti: bool = False) -> str:
+    """files[] key of a cached export: "export" (v0, the upload's own format), "export-v2",
+    "export-nifti" / "export-nifti-v2" (NIfTI labels of a DICOM series)."""
+    return ("export-nifti" if nifti else "export") + (f"-v{version}" if version else "")
+
+
+def _make_export(job: SeriesJob, version: int, nifti: bool = False) -> str:
+    """Build a version's export from the stored upload (its DICOM headers / NIfTI affine) and that
+    version's labels, keep it under `files["export"]` (version 0) or `files["export-v<n>"]`.
 
     Two first downloads at once may both build one; the first to record its file wins and the
-    other's file is removed, so the job keeps exactly one."""
+    other's file is removed, so the job keeps exactly one per version."""
     from TumorApp.analysis.export import export_for
     from TumorApp.analysis.volume import load_series
 
+    from .series_corrections import labels_path, read_labels, version_record
+
+    from TumorApp.analysis.series_correct import labels_to_nifti
+
+    key = _export_key(version, nifti)
     try:
-        _, labels = volume_arrays(job)
-        blob, name = export_for(load_series(input_items(job)), np.asarray(labels))
+        record = version_record(job, version)
+        labels = np.asarray(read_labels(labels_path(job, version)))
+        volume = load_series(input_items(job))
+        if nifti:  # in the series' patient space: what PUT /api/series/<id>/labels/ takes back
+            blob, name = labels_to_nifti(volume, labels), "labels.nii.gz"
+        else:
+            blob, name = export_for(volume, labels, version=version, corrected_by=record.get("corrected_by", ""))
     except FileNotFoundError as exc:  # deleted meanwhile
         raise SeriesJob.DoesNotExist(f"series {job.pk} was deleted") from exc
-    path = default_storage.save(f"{job.folder}/export-{name}", ContentFile(blob))
+    path = default_storage.save(f"{job.folder}/{key}-{name}", ContentFile(blob))
     with transaction.atomic():
         current = SeriesJob.objects.select_for_update().filter(pk=job.pk).first()
         if current is None:  # deleted while the export was being built: leave nothing behind
             default_storage.delete(path)
             raise SeriesJob.DoesNotExist(f"series {job.pk} was deleted")
-        if current.files.get("export"):
+        if current.files.get(key):
             default_storage.delete(path)
-            path = current.files["export"]
+            path = current.files[key]
         else:
-            current.files = {**current.files, "export": path}
+            current.files = {**current.files, key: path}
             current.save(update_fields=["files"])
-    job.files = {**job.files, "export": path}
+    job.files = {**job.files, key: path}
     return path
 
 
-def volume_arrays(job: SeriesJob) -> tuple[np.ndarray, np.ndarray]:
-    """(ct int16, labels uint8), memory-mapped: the viewer reads one slice per request."""
+def volume_arrays(job: SeriesJob, version: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(ct int16, labels uint8) of a version (None: the current one, corrected or the network's),
+    memory-mapped where stored as .npy: the viewer reads one slice per request."""
+    from .series_corrections import labels_path, read_labels
+
     ct = np.load(default_storage.path(job.files["ct"]), mmap_mode="r", allow_pickle=False)
-    labels = np.load(default_storage.path(job.files["labels"]), mmap_mode="r", allow_pickle=False)
-    return ct, labels
+    return ct, read_labels(labels_path(job, version))
 
 
-def export_file(job: SeriesJob) -> tuple[bytes, str, str]:
-    """(bytes, download name, content type) of the DICOM-SEG or NIfTI labels, made on first call.
+def export_file(job: SeriesJob, version: int | None = None, *, nifti: bool = False) -> tuple[bytes, str, str]:
+    """(bytes, download name, content type) of a version's DICOM-SEG or NIfTI labels (None: the
+    current version; `nifti`: NIfTI labels in patient space whatever the upload was), made on first call.
 
-    Raises `SeriesJob.DoesNotExist` when the series is deleted meanwhile."""
-    path = job.files.get("export") or _make_export(job)
+    Raises `SeriesJob.DoesNotExist` when the series is deleted meanwhile, `SeriesVersion.DoesNotExist`
+    for a version that is not kept."""
+    from .series_corrections import current_version
+
+    version = current_version(job) if version is None else version
+    nifti = nifti and job.kind == "dicom"  # a NIfTI upload's export is NIfTI already
+    path = job.files.get(_export_key(version, nifti)) or _make_export(job, version, nifti)
     try:
         with default_storage.open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError as exc:  # deleted since the row was read
         raise SeriesJob.DoesNotExist(f"series {job.pk} was deleted") from exc
-    if job.kind == "dicom":
-        return data, f"series-{job.pk}-segmentation.dcm", "application/dicom"
-    return data, f"series-{job.pk}-labels.nii.gz", "application/gzip"
+    if job.kind == "dicom" and not nifti:
+        return data, f"series-{job.pk}-v{version}-segmentation.dcm", "application/dicom"
+    return data, f"series-{job.pk}-v{version}-labels.nii.gz", "application/gzip"

@@ -33,17 +33,23 @@ MASK_IMAGES = ("annotated", "mask", "components")
 
 
 def mask_from_png(data: bytes, shape: tuple[int, int], name: str) -> np.ndarray:
-    """A mask upload -> bool (H, W): PNG, 8 bits per sample, exactly `shape`; > 127 is inside.
+    """A mask upload -> bool (H, W): PNG, 8 bits per sample, exactly `shape`; > 127 is inside."""
+    return grey_from_png(data, shape, f"{name} mask") > 127
+
+
+def grey_from_png(data: bytes, shape: tuple[int, int], name: str) -> np.ndarray:
+    """An uploaded PNG -> uint8 grey (H, W): 8 bits per sample, exactly `shape`.
 
     Grey, grey+alpha, RGB(A) and palette PNGs are read as their grey value (what a browser canvas
-    writes); 16-bit and float images are refused so that no value is silently rescaled.
+    writes); 16-bit and float images are refused so that no value is silently rescaled.  Also
+    reads the series editor's label slices (issue 20).
     """
     from PIL import Image, UnidentifiedImageError
 
     if not data:
-        raise InputError(f"The {name} mask is empty.")
+        raise InputError(f"The {name} is empty.")
     if not data.startswith(b"\x89PNG\r\n\x1a\n"):
-        raise InputError(f"The {name} mask must be a PNG image.")
+        raise InputError(f"The {name} must be a PNG image.")
     try:
         # PIL refuses a header of over 2 x MAX_IMAGE_PIXELS itself and warns above MAX_IMAGE_PIXELS:
         # both are a decompression bomb here (a mask is the slice's size), refused before decoding.
@@ -52,20 +58,20 @@ def mask_from_png(data: bytes, shape: tuple[int, int], name: str) -> np.ndarray:
             with Image.open(io.BytesIO(data)) as img:
                 size = (img.height, img.width)
                 if size != tuple(shape):
-                    raise InputError(f"The {name} mask is {img.width}x{img.height} pixels; it must be the "
+                    raise InputError(f"The {name} is {img.width}x{img.height} pixels; it must be the "
                                      f"image's own size, {shape[1]}x{shape[0]}.")
                 if img.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):
-                    raise InputError(f"The {name} mask must be an 8-bit PNG (it is {img.mode}).")
+                    raise InputError(f"The {name} must be an 8-bit PNG (it is {img.mode}).")
                 img.load()
                 grey = np.asarray(img.convert("L"))
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"The {name} mask declares far more pixels than the image has; it must be the "
+        raise InputError(f"The {name} declares far more pixels than the image has; it must be the "
                          f"image's own size, {shape[1]}x{shape[0]}.") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InputError(f"The {name} mask is not a readable PNG image.") from exc
-    return grey > 127
+        raise InputError(f"The {name} is not a readable PNG image.") from exc
+    return grey
 
 
 def recompute(ct: CTSlice, liver: np.ndarray, tumor: np.ndarray, *, spacing_mm: tuple[float, float],

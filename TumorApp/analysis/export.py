@@ -18,14 +18,23 @@ SOFTWARE = "TumorApp liver/tumour U-Net"
 VERSION = "1"
 
 
-def export_for(volume: SeriesVolume, labels: np.ndarray) -> tuple[bytes, str]:
+def export_for(volume: SeriesVolume, labels: np.ndarray, *, version: int = 0,
+               corrected_by: str = "") -> tuple[bytes, str]:
     """(file bytes, file name) in the format that suits the upload.
 
     `labels`: uint8 (z, y, x) on `volume`'s grid, 0 background, 1 liver, 2 tumour
-    (`SeriesResult.label_volume()`, or the stored labels of a finished job)."""
+    (`SeriesResult.label_volume()`, or the stored labels of a finished job).  `version` 0 is the
+    network's; a corrected version (issue 20) says so in the file (`describe`)."""
     if volume.kind == "dicom":
-        return dicom_seg(volume, labels), "segmentation.dcm"
-    return nifti_labels(volume, labels), "labels.nii.gz"
+        return dicom_seg(volume, labels, version=version, corrected_by=corrected_by), "segmentation.dcm"
+    return nifti_labels(volume, labels, version=version, corrected_by=corrected_by), "labels.nii.gz"
+
+
+def describe(version: int, corrected_by: str = "") -> str:
+    """Which labels a file carries, in words short enough for a DICOM LO (64) or NIfTI descrip (80)."""
+    if version == 0:
+        return "Automated liver and tumour segmentation (research use only)"
+    return f"Liver/tumour labels v{version}, corrected by {corrected_by}"[:64]
 
 
 def _stored_grid(volume: SeriesVolume, mask: np.ndarray) -> np.ndarray:
@@ -38,7 +47,7 @@ def _stored_grid(volume: SeriesVolume, mask: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(mask)
 
 
-def dicom_seg(volume: SeriesVolume, labels: np.ndarray) -> bytes:
+def dicom_seg(volume: SeriesVolume, labels: np.ndarray, *, version: int = 0, corrected_by: str = "") -> bytes:
     import highdicom as hd
     from pydicom.sr.codedict import codes
     from pydicom.uid import generate_uid
@@ -55,7 +64,10 @@ def dicom_seg(volume: SeriesVolume, labels: np.ndarray) -> bytes:
     def segment(number: int, label: str, category, kind):
         return hd.seg.SegmentDescription(
             segment_number=number, segment_label=label, segmented_property_category=category,
-            segmented_property_type=kind, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            segmented_property_type=kind,
+            # A person's correction of the network's outline is semi-automatic.
+            algorithm_type=(hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC if version == 0
+                            else hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC),
             algorithm_identification=algorithm)
 
     stacked = np.stack([_stored_grid(volume, labels > 0), _stored_grid(volume, labels == 2)], -1)
@@ -75,7 +87,7 @@ def dicom_seg(volume: SeriesVolume, labels: np.ndarray) -> bytes:
         manufacturer_model_name=SOFTWARE,
         software_versions=VERSION,
         device_serial_number="0",
-        content_description="Automated liver and tumour segmentation (research use only)",
+        content_description=describe(version, corrected_by),
         content_label="LIVER_TUMOUR",
         omit_empty_frames=True,
     )
@@ -84,8 +96,8 @@ def dicom_seg(volume: SeriesVolume, labels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def nifti_labels(volume: SeriesVolume, labels: np.ndarray) -> bytes:
-    """0/1/2 labels on the uploaded NIfTI's grid, with its affine."""
+def nifti_labels(volume: SeriesVolume, labels: np.ndarray, *, version: int = 0, corrected_by: str = "") -> bytes:
+    """0/1/2 labels on the uploaded NIfTI's grid, with its affine; `descrip` says which version."""
     import gzip
 
     import nibabel as nib
@@ -98,4 +110,5 @@ def nifti_labels(volume: SeriesVolume, labels: np.ndarray) -> bytes:
     data = np.ascontiguousarray(apply_orientation(ras, to_source)).astype(np.uint8)
     image = nib.Nifti1Image(data, source.affine)
     image.header.set_xyzt_units(*source.header.get_xyzt_units())
+    image.header["descrip"] = f"TumorApp labels version {version}: {describe(version, corrected_by)}"[:79].encode()
     return gzip.compress(image.to_bytes(), compresslevel=6)

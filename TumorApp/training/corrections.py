@@ -6,10 +6,16 @@ Layout of an export folder (one file per corrected analysis, plus a manifest):
     OUT_DIR/analysis-<id>.npz          image  (H, W) int16 HU when is_hu, else uint8 display 0..255
                                        label  (H, W) uint8 0 background, 1 liver, 2 tumour
                                        is_hu, spacing (row, col) mm, source_id, version, mirrored
+    OUT_DIR/series-<id>.npz            a corrected series (issue 20; manifest "kind": "series"):
+                                       image (N, H, W) int16 HU, label (N, H, W) uint8 of the N slices
+                                       whose labels the correction changed, slices (N,) their
+                                       indices, spacing (row, col) mm, source_id, version
 
 `read_corrections` turns a folder into `Patient`s (dataset.py's shape): one for the HU slices and
-one for the 8-bit display slices (a Patient is one or the other), each slice padded to a square
-with air, resized to `size` and put in radiological orientation like every other training slice.
+one for the 8-bit display slices (a Patient is one or the other), and one per corrected series
+("corrections-series-<id>": its slices are one patient's, kept together by patient-grouped
+cross-validation); each slice padded to a square with air, resized to `size` and put in
+radiological orientation like every other training slice (series slices already are).
 """
 from __future__ import annotations
 
@@ -35,6 +41,15 @@ def write_slice(path: Path, *, image: np.ndarray, label: np.ndarray, is_hu: bool
                         mirrored=mirrored)
 
 
+def write_series(path: Path, *, images: np.ndarray, labels: np.ndarray, slices: list[int],
+                 spacing_mm: tuple[float, float], source_id: int, version: int) -> None:
+    """A corrected series' changed slices in the export layout (HU, radiological orientation)."""
+    np.savez_compressed(path, image=np.clip(np.round(images), -32768, 32767).astype(np.int16),
+                        label=labels.astype(np.uint8), slices=np.asarray(slices, np.int32), is_hu=True,
+                        spacing=np.asarray(spacing_mm, np.float64), source_id=source_id, version=version,
+                        mirrored=False)
+
+
 def _square(image: np.ndarray, value: float) -> np.ndarray:
     h, w = image.shape
     side = max(h, w)
@@ -43,38 +58,50 @@ def _square(image: np.ndarray, value: float) -> np.ndarray:
     return out
 
 
+def _to_size(image: np.ndarray, label: np.ndarray, is_hu: bool, spacing: float,
+             size: int | None) -> tuple[np.ndarray, np.ndarray, float]:
+    """One slice padded to a square (air) and resized to `size`; the spacing at that size."""
+    side = max(label.shape)
+    image = _square(np.ascontiguousarray(image), AIR_HU if is_hu else 0.0)
+    label = _square(np.ascontiguousarray(label), 0)
+    target = size or side
+    if side != target:
+        image = cv2.resize(image, (target, target), interpolation=cv2.INTER_AREA)
+        label = cv2.resize(label, (target, target), interpolation=cv2.INTER_NEAREST)
+    return image, label, spacing * side / target
+
+
+def _patient(name: str, items: list, is_hu: bool) -> Patient:
+    sizes = {i[0].shape for i in items}
+    if len(sizes) > 1:  # size=None keeps native sizes, which must then agree to stack
+        raise ValueError(f"Slices of different sizes {sorted(sizes)}: read with a size.")
+    return Patient(name, np.stack([i[0] for i in items]).astype(np.float32), np.stack([i[1] for i in items]),
+                   is_hu=is_hu, full_field=True, spacing_mm=float(np.median([i[2] for i in items])))
+
+
 def read_corrections(root: Path | str, size: int | None = CACHE_SIZE) -> list[Patient]:
     """The export folder's slices as `Patient`s named "corrections-hu" / "corrections-display"
-    (only those that have slices); spacing is the median in-plane spacing at the stored size."""
+    (only those that have slices) and "corrections-series-<id>" per corrected series; spacing is
+    the median in-plane spacing at the stored size."""
     root = Path(root)
     manifest = json.loads((root / "manifest.json").read_text())
     groups: dict[bool, list[tuple[np.ndarray, np.ndarray, float]]] = {True: [], False: []}
+    series = []
     for entry in manifest:
         with np.load(root / entry["file"]) as d:
             is_hu = bool(d["is_hu"])
             image = d["image"].astype(np.float32)
             image = image if is_hu else image / 255.0
             label = d["label"].astype(np.uint8)
+            spacing = float(np.mean(d["spacing"]))
+            if entry.get("kind") == "series":  # already radiological, always HU
+                items = [_to_size(image[k], label[k], True, spacing, size) for k in range(len(label))]
+                if items:
+                    series.append(_patient(f"{NAME}-series-{entry['source_id']}", items, True))
+                continue
             if bool(d["mirrored"]):  # into radiological orientation, as dataset.read_seed does
                 image, label = image[:, ::-1], label[:, ::-1]
-            spacing = float(np.mean(d["spacing"]))
-        side = max(label.shape)
-        image = _square(np.ascontiguousarray(image), AIR_HU if is_hu else 0.0)
-        label = _square(np.ascontiguousarray(label), 0)
-        target = size or side
-        if side != target:
-            image = cv2.resize(image, (target, target), interpolation=cv2.INTER_AREA)
-            label = cv2.resize(label, (target, target), interpolation=cv2.INTER_NEAREST)
-        groups[is_hu].append((image, label, spacing * side / target))
-    patients = []
-    for is_hu, items in ((True, groups[True]), (False, groups[False])):
-        if not items:
-            continue
-        sizes = {i[0].shape for i in items}
-        if len(sizes) > 1:  # size=None keeps native sizes, which must then agree to stack
-            raise ValueError(f"Slices of different sizes {sorted(sizes)}: read with a size.")
-        patients.append(Patient(f"{NAME}-{'hu' if is_hu else 'display'}",
-                                np.stack([i[0] for i in items]).astype(np.float32),
-                                np.stack([i[1] for i in items]), is_hu=is_hu, full_field=True,
-                                spacing_mm=float(np.median([i[2] for i in items]))))
-    return patients
+        groups[is_hu].append(_to_size(image, label, is_hu, spacing, size))
+    patients = [_patient(f"{NAME}-{'hu' if is_hu else 'display'}", groups[is_hu], is_hu)
+                for is_hu in (True, False) if groups[is_hu]]
+    return patients + series

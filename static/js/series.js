@@ -36,6 +36,7 @@ document.addEventListener("DOMContentLoaded", function () {
   var number = document.getElementById("slice-number");
   var windowSelect = document.getElementById("window-select");
   var overlay = document.getElementById("overlay-toggle");
+  var compare = document.getElementById("compare-toggle");  // only on a corrected series
   var total = parseInt(viewer.dataset.slices, 10);
   var base = viewer.dataset.src.replace(/0\.png$/, "");
 
@@ -44,11 +45,16 @@ document.addEventListener("DOMContentLoaded", function () {
     slider.value = index;
     number.textContent = index + 1;
     image.dataset.slice = index;
-    image.src = base + index + ".png?window=" + encodeURIComponent(windowSelect.value) + "&overlay=" + (overlay.checked ? 1 : 0);
+    image.src = base + index + ".png?window=" + encodeURIComponent(windowSelect.value) + "&overlay=" + (overlay.checked ? 1 : 0) +
+      (compare && compare.checked ? "&version=0" : "") +
+      // Slices are cached: a corrected version is a new URL.
+      (viewer.dataset.version !== "0" ? "&v=" + viewer.dataset.version : "");
+    viewer.dispatchEvent(new CustomEvent("slicechange", {detail: {index: index}}));  // the editor follows
   };
   slider.addEventListener("input", function () { show(parseInt(slider.value, 10)); });
   windowSelect.addEventListener("change", function () { show(parseInt(slider.value, 10)); });
   overlay.addEventListener("change", function () { show(parseInt(slider.value, 10)); });
+  if (compare) { compare.addEventListener("change", function () { show(parseInt(slider.value, 10)); }); }
   image.addEventListener("wheel", function (event) {
     event.preventDefault();
     show(parseInt(slider.value, 10) + (event.deltaY > 0 ? 1 : -1));

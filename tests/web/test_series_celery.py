@@ -152,7 +152,8 @@ def test_api_upload_runs_in_celery_with_the_database_workers_result(auth_client,
     assert job.status == "done" and job.attempts == 1, job.error
 
     body = auth_client.get(f"{URL}{job.pk}/").json()
-    per_job = {"id", "created_at", "export_url"}
+    per_job = {"id", "created_at", "export_url", "versions"}  # versions: when this job's version 0 was made
+    assert [v["number"] for v in body["versions"]] == [v["number"] for v in expected["versions"]] == [0]
     assert {k: v for k, v in body.items() if k not in per_job} == {k: v for k, v in expected.items() if k not in per_job}
     export = auth_client.get(body["export_url"])
     assert export.status_code == 200 and "segmentation.dcm" in export["Content-Disposition"]

@@ -1,7 +1,8 @@
 // The outline editor on the result page: wires the view, the tools, the history and the save.
 import { History } from "./history.js";
 import { imagePixels, loadHu, loadLabels, saveMasks } from "./api.js";
-import { TUMOR, countLesions, fillOutline, paintLine, removeLesion } from "./tools.js";
+import { bindPointer } from "./pointer.js";
+import { countLesions, fillOutline, removeLesion } from "./tools.js";
 import { View, WINDOWS, windowed } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
@@ -57,9 +58,7 @@ async function start(root) {
   };
   const replace = (next) => { if (next) { labels = next; view.setLabels(labels); refresh(); } };
 
-  // Pointer input: one pointer paints (or pans), two pointers pinch-zoom and pan (touch).
-  const pointers = new Map();
-  let stroke = null, panning = null, pinch = null, spaceDown = false;
+  // Pointer input (shared with the series editor): paint, pan, pinch, wheel zoom.
   const canvas = view.canvas;
   const clickTool = (p) => {
     const x = Math.floor(p.x), y = Math.floor(p.y);
@@ -72,68 +71,10 @@ async function start(root) {
     view.setLabels(labels, out.box);
     refresh();
   };
-  canvas.addEventListener("pointerdown", (e) => {
-    canvas.setPointerCapture(e.pointerId);
-    pointers.set(e.pointerId, e);
-    if (pointers.size === 2) {  // a second finger: stop painting, start pinching
-      if (stroke && !stroke.changed) history.discard();
-      stroke = null;
-      const [a, b] = [...pointers.values()];
-      pinch = { distance: Math.hypot(a.clientX - b.clientX, a.clientY - b.clientY), x: (a.clientX + b.clientX) / 2, y: (a.clientY + b.clientY) / 2 };
-      return;
-    }
-    const tool = radio("editor-tool");
-    if (tool === "pan" || spaceDown || e.button === 1) {
-      panning = { x: e.clientX, y: e.clientY };
-      return;
-    }
-    const p = view.toImage(e.clientX, e.clientY);
-    if (tool === "fill" || tool === "remove") { clickTool(p); return; }
-    history.push(labels);
-    stroke = { last: p, changed: false, erase: tool === "eraser", label: Number(radio("editor-label")) };
-    const box = paintLine(labels, width, height, p.x, p.y, p.x, p.y, radius(), stroke.label, stroke.erase);
-    if (box) { stroke.changed = true; view.setLabels(labels, box); }
+  const keyState = bindPointer(view, {
+    tool: () => radio("editor-tool"), radius, label: () => Number(radio("editor-label")),
+    target: () => ({ labels, width, height, history }), changed: refresh, click: clickTool,
   });
-  canvas.addEventListener("pointermove", (e) => {
-    const p = view.toImage(e.clientX, e.clientY);
-    view.cursor = ["brush", "eraser"].includes(radio("editor-tool")) ? { x: p.x, y: p.y, radius: radius() } : null;
-    if (pointers.has(e.pointerId)) pointers.set(e.pointerId, e);
-    if (pinch && pointers.size === 2) {
-      const [a, b] = [...pointers.values()];
-      const distance = Math.hypot(a.clientX - b.clientX, a.clientY - b.clientY);
-      const x = (a.clientX + b.clientX) / 2, y = (a.clientY + b.clientY) / 2;
-      view.panBy(x - pinch.x, y - pinch.y);
-      const { sx, sy } = view.local(x, y);
-      view.zoomAt(distance / Math.max(1, pinch.distance), sx, sy);
-      pinch = { distance, x, y };
-    } else if (panning) {
-      view.panBy(e.clientX - panning.x, e.clientY - panning.y);
-      panning = { x: e.clientX, y: e.clientY };
-    } else if (stroke) {
-      const box = paintLine(labels, width, height, stroke.last.x, stroke.last.y, p.x, p.y, radius(), stroke.label, stroke.erase);
-      stroke.last = p;
-      if (box) { stroke.changed = true; view.setLabels(labels, box); }
-    }
-    view.draw();
-  });
-  const end = (e) => {
-    pointers.delete(e.pointerId);
-    if (pointers.size < 2) pinch = null;
-    if (stroke) {
-      if (!stroke.changed) history.discard();
-      stroke = null;
-      refresh();
-    }
-    if (!pointers.size) panning = null;
-  };
-  canvas.addEventListener("pointerup", end);
-  canvas.addEventListener("pointercancel", end);
-  canvas.addEventListener("pointerleave", () => { view.cursor = null; view.draw(); });
-  canvas.addEventListener("wheel", (e) => {
-    e.preventDefault();
-    const { sx, sy } = view.local(e.clientX, e.clientY);
-    view.zoomAt(e.deltaY < 0 ? 1.2 : 1 / 1.2, sx, sy);
-  }, { passive: false });
 
   const centre = () => { const r = canvas.getBoundingClientRect(); return [r.width / 2, r.height / 2]; };
   $("zoom-in").addEventListener("click", () => view.zoomAt(1.25, ...centre()));
@@ -180,10 +121,10 @@ async function start(root) {
       e.preventDefault();
       return;
     }
-    if (e.key === " " && e.target === document.body) { spaceDown = true; e.preventDefault(); return; }
+    if (e.key === " " && e.target === document.body) { keyState.spaceDown = true; e.preventDefault(); return; }
     if (keys[key] && !e.altKey) { keys[key](); view.draw(); }
   });
-  document.addEventListener("keyup", (e) => { if (e.key === " ") spaceDown = false; });
+  document.addEventListener("keyup", (e) => { if (e.key === " ") keyState.spaceDown = false; });
   window.addEventListener("beforeunload", (e) => {
     if (dirty() && !status.textContent.startsWith("Saved")) e.preventDefault();
   });
