@@ -40,7 +40,7 @@ class Listener:
         self.server = None
 
     def start(self):
-        from TumorApp.analysis.volume import MAX_SERIES_BYTES, MAX_SLICES
+        from TumorApp.analysis.series_input import MAX_SERIES_BYTES, MAX_SLICES
 
         self.max_files = MAX_SLICES
         self.max_bytes = min(MAX_SERIES_BYTES, settings.MAX_SERIES_UPLOAD_BYTES)

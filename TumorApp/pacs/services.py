@@ -86,7 +86,7 @@ def study_of(series_uid: str) -> str:
 def retrieve_series(*, series_uid: str, into: Path, study_uid: str = "") -> list[Path]:
     """Stream the series' instances (WADO-RS) into files in `into`, one at a time, within the series
     upload limits (slices and bytes); returns the files.  Raises `PacsError` or `InputError`."""
-    from TumorApp.analysis.volume import MAX_SERIES_BYTES, MAX_SLICES
+    from TumorApp.analysis.series_input import MAX_SERIES_BYTES, MAX_SLICES
 
     byte_limit = min(MAX_SERIES_BYTES, settings.MAX_SERIES_UPLOAD_BYTES)
     study_uid = study_uid or study_of(series_uid)

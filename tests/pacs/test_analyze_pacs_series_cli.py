@@ -13,13 +13,12 @@ from django.core.management import call_command
 
 from TumorApp.models import AuditEvent
 from tests.analysis.conftest import REPO, IntensitySegmenter
+from tests.analysis.test_analyze_series_cli import CONTRACT_KEYS  # the same keys as analyze_series
 
 from .conftest import free_port, store_in_orthanc
 from .test_roundtrip import ct_series, measurement, read_back
 
 pytestmark = pytest.mark.django_db
-CONTRACT_KEYS = {"slices", "spacing_mm", "liver_volume_ml", "tumor_volume_ml", "tumor_burden_percent", "stage",
-                 "lesions"}
 
 
 def run_command(*args) -> tuple[int, dict]:
