@@ -22,18 +22,18 @@ def no_recorded_inference_choice(monkeypatch, tmp_path):
 @pytest.fixture(autouse=True)
 def _shared_sqlite_connection_left_in_autocommit():
     """On SQLite the in-memory test database is one connection shared by every thread of a test
-    (the DICOM listener's, live servers'); a thread that ends inside a transaction leaves that
-    connection out of autocommit, and every later test's `on_commit` fails.  Put it back after
-    each test (MySQL gives each thread its own connection and never needs this)."""
-    yield
+    (the DICOM listener's, live servers'); a thread that ends inside a transaction can leave that
+    connection out of autocommit with no atomic block open, and then every later `on_commit`
+    fails.  That state never happens otherwise: put autocommit back before and after each test
+    (MySQL gives each thread its own connection and never needs this)."""
     from django.db import connection
 
-    if connection.vendor != "sqlite" or connection.connection is None:
-        return
-    if connection.in_atomic_block or not connection.get_autocommit():
-        connection.atomic_blocks.clear()
-        connection.savepoint_ids.clear()
-        connection.in_atomic_block = False
-        connection.needs_rollback = False
-        connection.connection.rollback()
-        connection.set_autocommit(True)
+    def repair():
+        if (connection.vendor == "sqlite" and connection.connection is not None
+                and not connection.in_atomic_block and not connection.get_autocommit()):
+            connection.connection.rollback()
+            connection.set_autocommit(True)
+
+    repair()
+    yield
+    repair()
