@@ -18,22 +18,3 @@ def no_recorded_inference_choice(monkeypatch, tmp_path):
     monkeypatch.setenv("INFERENCE_CHOICE_FILE", str(path))
     return path
 
-
-@pytest.fixture(autouse=True)
-def _shared_sqlite_connection_left_in_autocommit():
-    """On SQLite the in-memory test database is one connection shared by every thread of a test
-    (the DICOM listener's, live servers'); a thread that ends inside a transaction can leave that
-    connection out of autocommit with no atomic block open, and then every later `on_commit`
-    fails.  That state never happens otherwise: put autocommit back before and after each test
-    (MySQL gives each thread its own connection and never needs this)."""
-    from django.db import connection
-
-    def repair():
-        if (connection.vendor == "sqlite" and connection.connection is not None
-                and not connection.in_atomic_block and not connection.get_autocommit()):
-            connection.connection.rollback()
-            connection.set_autocommit(True)
-
-    repair()
-    yield
-    repair()
