@@ -151,19 +151,25 @@ class SeriesCheck:
     spacing_mm: tuple[float, float, float]
 
 
+def _lone_nifti(files):
+    """The upload's NIfTI file, or None for DICOM; refuses an empty upload or a NIfTI among others."""
+    if not files:
+        raise InputError("No files were given (the zip or folder is empty).")
+    nifti = [f for f in files if f.is_nifti]
+    if nifti and len(files) > 1:
+        raise InputError("Upload one NIfTI volume on its own, or DICOM files, not both or several.")
+    return nifti[0] if nifti else None
+
+
 def check_series(source: str | Path | Sequence[Item]) -> SeriesCheck:
     """Validate an upload as one analysable series without decoding it: every file's headers
     against the budgets (files, bytes, voxels, per-slice rules of `loading.read_dicom`), the series'
     geometry, then the slice input check (`plausibility.check`) on a few decoded slices, so blank,
     noise and non-CT series are refused here.  InputError for anything we would refuse later."""
     with open_files(source) as files:
-        if not files:
-            raise InputError("No files were given (the zip or folder is empty).")
-        nifti = [f for f in files if f.is_nifti]
+        nifti = _lone_nifti(files)
         if nifti:
-            if len(files) > 1:
-                raise InputError("Upload one NIfTI volume on its own, or DICOM files, not both or several.")
-            found = read_nifti(nifti[0], sample=True)
+            found = read_nifti(nifti, sample=True)
             _check_plausible(found.samples, found.shape[0], found.spacing_mm[1:])
             return SeriesCheck("nifti", found.shape[0], found.shape, found.spacing_mm)
         plan = _dicom_plan(files)
@@ -177,14 +183,10 @@ def load_series(source: str | Path | Sequence[Item]) -> SeriesVolume:
 
     Headers first (every budget), then the pixels slice by slice into one preallocated array."""
     with open_files(source) as files:
-        if not files:
-            raise InputError("No files were given (the zip or folder is empty).")
-        nifti = [f for f in files if f.is_nifti]
+        nifti = _lone_nifti(files)
         if nifti:
-            if len(files) > 1:
-                raise InputError("Upload one NIfTI volume on its own, or DICOM files, not both or several.")
-            found = read_nifti(nifti[0])
-            _check_hu_percentiles(found.hu, nifti[0].name)
+            found = read_nifti(nifti)
+            _check_hu_percentiles(found.hu, nifti.name)
             return SeriesVolume(hu=found.hu, spacing_mm=found.spacing_mm, kind="nifti", nifti=found.source)
         plan = _dicom_plan(files)
         hu = np.empty((plan.slices, plan.rows, plan.cols), dtype=np.int16)
