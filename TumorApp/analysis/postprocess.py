@@ -50,17 +50,31 @@ def clean(liver_prob: np.ndarray, tumor_prob: np.ndarray, spacing_mm: tuple[floa
     """`tumor_threshold` overrides the contract's (evaluation tries several)."""
     liver_raw = liver_prob > CONTRACT.liver_threshold
     tumor_raw = tumor_prob > (CONTRACT.tumor_threshold if tumor_threshold is None else tumor_threshold)
+    liver = np.zeros(liver_raw.shape, dtype=bool)
+    tumor_labels = np.zeros(liver_raw.shape, dtype=np.int32)
 
-    liver = keep_liver(liver_raw, spacing_mm)
-    liver_found = bool(liver.any())
+    # The rules run inside the box around everything thresholded: outside it all is background,
+    # which keeps the same holes, components and tumour (every tumour pixel is inside), at a
+    # fraction of the cost on a 512 px slice.
+    box = occupied_box(liver_raw | tumor_raw)
+    liver_found = False
+    if box is not None:
+        liver[box] = keep_liver(liver_raw[box], spacing_mm)
+        liver_found = bool(liver[box].any())
     if liver_found:
-        allowed = dilate_mm(liver, CONTRACT.liver_dilation_mm, spacing_mm)
-        tumor_labels = lesion_labels(tumor_raw & allowed, spacing_mm)
-    else:
-        tumor_labels = np.zeros(liver_raw.shape, dtype=np.int32)
+        allowed = dilate_mm(liver[box], CONTRACT.liver_dilation_mm, spacing_mm)
+        tumor_labels[box] = lesion_labels(tumor_raw[box] & allowed, spacing_mm)
     tumor = tumor_labels > 0
     return Masks(liver=liver | tumor, tumor=tumor, tumor_labels=tumor_labels,
                  liver_threshold=liver_raw, tumor_threshold=tumor_raw, liver_found=liver_found)
+
+
+def occupied_box(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """The bounding box of `mask`'s pixels as (rows, cols) slices; None when the mask is empty."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
 def keep_liver(mask: np.ndarray, spacing_mm: tuple[float, float]) -> np.ndarray:

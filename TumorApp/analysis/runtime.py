@@ -7,6 +7,8 @@
 * `openvino` - OpenVINO on the same fp32 graph (needs the `openvino` package);
 * `onnx-int8` - ONNX Runtime on the int8 graph (`quantize.ensure_int8`);
 * `openvino-int8` - OpenVINO on that int8 graph;
+* `openvino-bf16` - OpenVINO on the fp32 graph computing in bfloat16, only on CPUs that do
+  bf16 natively (AVX-512 BF16 or AMX; elsewhere OpenVINO would quietly run fp32);
 * `onnx-cuda` - ONNX Runtime's CUDA provider on the fp32 graph (needs `onnxruntime-gpu` and a
   visible GPU);
 * `tf` - a `tf.function` over the Keras model, the last resort.
@@ -35,8 +37,8 @@ from .graphs import ensure_onnx, onnx_path_for
 log = logging.getLogger(__name__)
 
 # Where each backend falls back to when it cannot start.
-FALLBACK = {"openvino-int8": "onnx-int8", "onnx-int8": "onnx", "openvino": "onnx", "onnx-cuda": "onnx",
-            "onnx": "tf"}
+FALLBACK = {"openvino-int8": "onnx-int8", "onnx-int8": "onnx", "openvino-bf16": "openvino", "openvino": "onnx",
+            "onnx-cuda": "onnx", "onnx": "tf"}
 DEFAULT_BACKEND = "onnx"
 # Whole series (volume.py): the int8 graph, faster than fp32 and as accurate on a held-out patient's
 # series (model card, "Whole series"; bench/README.md); ORT's, as OpenVINO's is no faster here.
@@ -197,15 +199,27 @@ def start_onnx_cuda(seg: Segmenter) -> Forward:
     return _forward_of(session)
 
 
-def start_openvino(seg: Segmenter, int8: bool = False) -> Forward:
+def openvino_bf16_native() -> bool:
+    """Whether OpenVINO's CPU plugin computes bf16 natively here (AVX-512 BF16 or AMX)."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return False
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def start_openvino(seg: Segmenter, int8: bool = False, precision: str = "f32") -> Forward:
     import openvino as ov
 
+    if precision == "bf16" and not openvino_bf16_native():
+        raise RuntimeError("this CPU has no native bf16 (AVX-512 BF16 or AMX)")
     seg.graph_path = seg.graph(int8)
-    # f32 precision hint: on CPUs with AVX-512 BF16 or AMX, OpenVINO would otherwise run the
-    # fp32 graph in bf16, which is not the graph the cross-validation measured.
+    # An explicit precision hint: on CPUs with AVX-512 BF16 or AMX, OpenVINO would otherwise
+    # choose bf16 by itself; `openvino` runs the graph the cross-validation measured (f32),
+    # `openvino-bf16` asks for bf16 and is kept only when its masks match f32's (prepare_model).
     compiled = ov.Core().compile_model(str(seg.graph_path), "CPU", {
         "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": inference_threads(),
-        "INFERENCE_PRECISION_HINT": "f32"})
+        "INFERENCE_PRECISION_HINT": precision})
     request, output = compiled.create_infer_request(), compiled.output(0)
     return lambda x: request.infer({0: x})[output].copy()  # the request reuses its buffer
 
@@ -234,6 +248,7 @@ BACKENDS: dict[str, Backend] = {
     "openvino": Backend(start_openvino),
     "onnx-int8": Backend(lambda seg: start_onnx(seg, int8=True)),
     "openvino-int8": Backend(lambda seg: start_openvino(seg, int8=True)),
+    "openvino-bf16": Backend(lambda seg: start_openvino(seg, precision="bf16")),
     "onnx-cuda": Backend(start_onnx_cuda, device="GPU"),
     "tf": Backend(start_tf),
 }
@@ -241,10 +256,11 @@ BACKENDS: dict[str, Backend] = {
 
 def candidates() -> list[str]:
     """The backends worth measuring here (registry order): ONNX Runtime's always, OpenVINO's when
-    installed, CUDA when ORT offers it; `tf` never (the last resort, several times slower)."""
+    installed (bf16 where the CPU does it natively), CUDA when ORT offers it; `tf` never (the
+    last resort, several times slower)."""
     names = ["onnx", "onnx-int8"]
     if importlib.util.find_spec("openvino") is not None:
-        names += ["openvino", "openvino-int8"]
+        names += ["openvino", "openvino-int8"] + (["openvino-bf16"] if openvino_bf16_native() else [])
     if cuda_available():
         names.append("onnx-cuda")
     return [name for name in BACKENDS if name in names]

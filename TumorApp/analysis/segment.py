@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from .config import CONTRACT
+from .postprocess import occupied_box
 from .preprocess import from_network_output, to_network_input
 
 # A liver box smaller than this fraction of the image side is not worth a zoomed second pass
@@ -173,11 +174,13 @@ def _predict(segmenter: SegmenterLike, inputs: list[np.ndarray], batch_size: int
 
 def _crop_box(liver: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int] | None:
     """Square crop (x, y, side) around the largest liver component, with margin; may overhang."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(liver.astype(np.uint8), connectivity=8)
-    if count <= 1:
+    box = occupied_box(liver)  # components found inside the mask's box: the same ones, cheaper
+    if box is None:
         return None
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(liver[box].astype(np.uint8), connectivity=8)
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     x, y, w, h = (int(v) for v in stats[largest, :4])
+    x, y = x + box[1].start, y + box[0].start
     height, width = shape
     full = max(height, width)
     side = int(round(max(w, h) * (1 + 2 * CONTRACT.crop_margin)))

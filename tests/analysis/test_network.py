@@ -149,21 +149,36 @@ def test_architecture_and_weights_io_import_no_runtime_code():
     assert {"graphs", "quantize"} <= imports("runtime")
 
 
-@pytest.mark.parametrize("backend", ["openvino", "openvino-int8"])
+@pytest.mark.parametrize("backend", ["openvino", "openvino-int8", "openvino-bf16"])
 def test_openvino_backends_match_their_onnx_runtime_graph(batch, backend):
     pytest.importorskip("openvino")
-    from TumorApp.analysis.runtime import Segmenter
+    from TumorApp.analysis.runtime import Segmenter, openvino_bf16_native
+
+    if backend == "openvino-bf16" and not openvino_bf16_native():
+        pytest.skip("this CPU has no native bf16 (AVX-512 BF16 or AMX): openvino-bf16 does not start here")
 
     ov = Segmenter(DEFAULT_WEIGHTS, backend=backend)
     assert ov.backend == backend
-    ort = Segmenter(DEFAULT_WEIGHTS, backend=backend.replace("openvino", "onnx"))
-    assert ov.graph_path == ort.graph_path  # the very same graph, another runtime
+    ort = Segmenter(DEFAULT_WEIGHTS, backend=backend.replace("openvino", "onnx").replace("-bf16", ""))
+    assert ov.graph_path == ort.graph_path  # the very same graph, another runtime (bf16: another precision)
     got, want = ov.predict(batch), ort.predict(batch)
-    # fp32: the same arithmetic up to summation order; int8: both run u8 x s8 kernels, rounded apart.
-    # (the same bounds as int8 against Keras above: measured 0.987 equal liver pixels).
-    mean_limit, agreement = (1e-4, 0.999) if backend == "openvino" else (0.01, 0.975)
+    # fp32: the same arithmetic up to summation order; int8: both run u8 x s8 kernels, rounded apart
+    # (the same bounds as int8 against Keras above: measured 0.987 equal liver pixels); bf16 against
+    # fp32: 8-bit mantissas, closer than int8.
+    mean_limit, agreement = {"openvino": (1e-4, 0.999), "openvino-int8": (0.01, 0.975),
+                             "openvino-bf16": (0.005, 0.99)}[backend]
     assert np.abs(got - want).mean() < mean_limit
     assert ((got[..., 0] > 0.5) == (want[..., 0] > 0.5)).mean() > agreement
+
+
+def test_openvino_bf16_refuses_a_cpu_without_native_bf16(monkeypatch):
+    pytest.importorskip("openvino")
+    from TumorApp.analysis import runtime
+
+    monkeypatch.setattr(runtime, "openvino_bf16_native", lambda: False)
+    assert "openvino-bf16" not in runtime.candidates()
+    seg = runtime.Segmenter(DEFAULT_WEIGHTS, backend="openvino-bf16")
+    assert seg.backend == "openvino"  # fell back to the fp32 graph on OpenVINO, and says so
 
 
 def test_one_segmenter_per_weights_and_backend():

@@ -6,7 +6,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from TumorApp.analysis.config import CONTRACT
-from TumorApp.analysis.postprocess import clean, dilate_mm, fill_holes, mm2_to_px
+from TumorApp.analysis.postprocess import (clean, dilate_mm, fill_holes, keep_liver, lesion_labels, mm2_to_px,
+                                           occupied_box)
 
 SPACING = (0.57, 0.57)
 
@@ -101,3 +102,41 @@ def test_fill_holes_matches_scipy(gt_66):
     masks += [rng.random((40, 50)) > 0.3 + 0.01 * i for i in range(30)]
     for mask in masks:
         np.testing.assert_array_equal(fill_holes(mask), ndi.binary_fill_holes(mask))
+
+
+def whole_slice_clean(liver_prob, tumor_prob, spacing):
+    """The rules of `clean` applied to the whole slice, without its bounding box."""
+    liver = keep_liver(liver_prob > CONTRACT.liver_threshold, spacing)
+    if not liver.any():
+        return liver, np.zeros(liver.shape, bool)
+    allowed = dilate_mm(liver, CONTRACT.liver_dilation_mm, spacing)
+    tumor = lesion_labels((tumor_prob > CONTRACT.tumor_threshold) & allowed, spacing) > 0
+    return liver | tumor, tumor
+
+
+def test_clean_on_the_occupied_box_gives_the_whole_slice_result(gt_66):
+    liver, tumor = probs(gt_66)
+    rows, cols = np.nonzero(gt_66)
+    shift_x = -int(cols.min())  # the liver against the image's left edge: the box is clipped there
+    liver, tumor = np.roll(liver, shift_x, axis=1), np.roll(tumor, shift_x, axis=1)
+    liver[:, 0] = np.where(liver[:, 0] > 0, 1.0, liver[:, 0])
+    depth = ndi.distance_transform_edt(liver > 0)
+    y, x = np.unravel_index(np.argmax(depth), depth.shape)
+    liver[y - 3:y + 3, x - 3:x + 3] = 0.0  # a hole (a vessel)
+    bottom = int(np.flatnonzero((liver > 0).any(axis=1)).max())
+    tumor[bottom + 2:bottom + 6, x - 5:x + 5] = 1.0  # tumour bulging just past the liver's edge
+    liver[2:7, 500:505] = 1.0  # a far speck in the top corner: the box spans the slice's width
+    for spacing in (SPACING, (0.57, 0.9), (1.2, 0.7)):
+        masks = clean(liver, tumor, spacing)
+        want_liver, want_tumor = whole_slice_clean(liver, tumor, spacing)
+        np.testing.assert_array_equal(masks.liver, want_liver)
+        np.testing.assert_array_equal(masks.tumor, want_tumor)
+    assert masks.liver_found and masks.tumor.any()
+
+
+def test_occupied_box_is_the_masks_extent():
+    mask = np.zeros((40, 50), bool)
+    assert occupied_box(mask) is None
+    mask[10:12, 1:5] = True
+    mask[20, 7] = True
+    assert occupied_box(mask) == (slice(10, 21), slice(1, 8))
