@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from TumorApp import selectors
+from TumorApp.analysis.labels import LIVER
 from TumorApp.models import Analysis
 
 from .test_browser_flow import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, FIXTURE, pytestmark  # noqa: F401
@@ -44,8 +45,8 @@ def log_in(page, base: str) -> None:
 
 def paint_target(analysis) -> tuple[int, int]:
     """A liver point with room for a 45-px disc of tumour, away from the network's own lesions."""
-    grey = cv2.imdecode(np.frombuffer(selectors.editor_labels_png(analysis, "model"), np.uint8), cv2.IMREAD_GRAYSCALE)
-    liver_only = ((grey >= 64) & (grey < 192)).astype(np.uint8)
+    values = cv2.imdecode(np.frombuffer(selectors.editor_labels_png(analysis, "model"), np.uint8), cv2.IMREAD_UNCHANGED)
+    liver_only = (values == LIVER.value).astype(np.uint8)
     room = cv2.distanceTransform(liver_only, cv2.DIST_L2, 5)
     y, x = np.unravel_index(np.argmax(room), room.shape)
     assert room[y, x] > 46, "the fixture's liver must have room for the painted lesion"
