@@ -51,8 +51,10 @@ WINDOWS = {w.name: w for w in (Window("abdomen", 40.0, 400.0), Window("liver", 8
 
 
 def as_json() -> dict:
-    """What the browser reads: {"labels": {value: {name, rgb}}, "windows": {name: {level, width}}}."""
+    """What the browser reads: {"labels": {value: {name, rgb}}, "value_of": {name: value},
+    "windows": {name: {level, width}}, "box_rgb"}."""
     return {"labels": {str(label.value): {"name": label.name, "rgb": list(label.rgb)} for label in LABELS},
+            "value_of": {label.name: label.value for label in LABELS},
             "windows": {w.name: {"level": w.level, "width": w.width} for w in WINDOWS.values()},
             "box_rgb": list(BOX_RGB)}
 
