@@ -1,11 +1,20 @@
-"""TumorApp/analysis/labels.py: one registry of labels, colours and windows for Python and the editor."""
+"""TumorApp/analysis/labels.py: one registry of labels, colours and windows for Python and the editor,
+and the one label-map encoding."""
+import io
 import json
+import sys
+from pathlib import Path
 
 import cv2
-import pytest
 import numpy as np
+import pytest
+from PIL import Image
 
 from TumorApp.analysis import labels, render, slice_view
+from TumorApp.analysis.errors import InputError
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "bad"))
+from make_corpus import bomb_png  # noqa: E402  (the slice corpus's bomb, streamed: never in memory)
 
 
 def test_pictures_and_the_slice_viewer_draw_the_registry_colours():
@@ -30,12 +39,10 @@ def test_the_browser_gets_every_label_and_window_as_json():
     assert data["labels"]["1"] == {"name": "liver", "rgb": list(labels.LIVER.rgb)}
     assert data["labels"]["2"]["rgb"] == list(labels.TUMOR.rgb)
     assert data["windows"]["abdomen"] == {"level": 40.0, "width": 400.0}
+    assert data["value_of"] == {"background": 0, "liver": 1, "tumour": 2}
 
 
 def test_a_label_map_png_round_trips_exactly_and_is_single_channel():
-    from PIL import Image
-    import io
-
     values = np.zeros((40, 30), np.uint8)
     values[5:35, 5:25] = labels.LIVER.value
     values[10:20, 10:15] = labels.TUMOR.value
@@ -49,8 +56,6 @@ def test_a_label_map_png_round_trips_exactly_and_is_single_channel():
 
 
 def test_a_label_map_is_refused_for_foreign_values_size_colour_and_bombs():
-    from TumorApp.analysis.errors import InputError
-
     values = np.zeros((40, 30), np.uint8)
     values[0, 0] = 3
     with pytest.raises(InputError, match=r"holds the value\(s\) 3; a label map holds only 0 \(background\), "
@@ -64,12 +69,6 @@ def test_a_label_map_is_refused_for_foreign_values_size_colour_and_bombs():
     with pytest.raises(InputError, match="8-bit"):
         labels.decode_png(cv2.imencode(".png", np.zeros((40, 30), np.uint16))[1].tobytes(), (40, 30))
     # A 16384² header (a decompression bomb, ~260 KB): refused before decoding.
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "bad"))
-    from make_corpus import bomb_png
-
     with pytest.raises(InputError, match="declares far more pixels"):
         labels.decode_png(bomb_png(16384), (512, 512))
     with pytest.raises(ValueError):
