@@ -144,7 +144,8 @@ def _multipart_put(request):
 @api_login_required
 @allow("PUT")
 def analysis_masks(request, pk: int):
-    """PUT corrected liver and tumour masks: a new version, the result recomputed from it."""
+    """PUT a corrected outline (one label map, or liver and tumour masks): a new version, the result
+    recomputed from it."""
     found = selectors.analyses_for(request.user).filter(pk=pk).first()
     if found is None:
         return error(404, "No such analysis for this account.")
@@ -157,8 +158,9 @@ def analysis_masks(request, pk: int):
         errors = _form_errors(form)
         return error(400, " ".join(m for ms in errors.values() for m in ms), fields=errors)
     try:
-        services.correct_masks(analysis=found, user=request.user, liver_png=form.cleaned_data["liver"].read(),
-                               tumor_png=form.cleaned_data["tumor"].read(), ip=services.client_ip(request))
+        sent = {name: form.cleaned_data[name].read() for name in ("labels", "liver", "tumor") if form.cleaned_data[name]}
+        services.correct_masks(analysis=found, user=request.user, ip=services.client_ip(request),
+                               labels_png=sent.get("labels"), liver_png=sent.get("liver"), tumor_png=sent.get("tumor"))
     except InputError as e:
         return error(400, str(e))
     found.refresh_from_db()

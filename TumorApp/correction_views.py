@@ -14,7 +14,7 @@ LABEL_VERSIONS = ("model", "current")
 @login_required
 @require_GET
 def labels(request, pk: int, which: str):
-    """The network's ("model") or the current outline as a grey PNG: 0 / 128 liver / 255 tumour."""
+    """The network's ("model") or the current outline as the label-map PNG (pixel = label value)."""
     if which not in LABEL_VERSIONS:
         raise Http404("No such outline.")
     data = selectors.editor_labels_png(get_object_or_404(selectors.analyses_for(request.user), pk=pk), which)

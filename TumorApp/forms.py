@@ -112,12 +112,28 @@ class ProfileForm(forms.Form):
 
 
 class MaskCorrectionForm(forms.Form):
-    """The two corrected masks (`PUT /api/analyses/<id>/masks/`); the service checks the PNG content."""
+    """A corrected outline (`PUT /api/analyses/<id>/masks/`): one label map (`labels`, what the editor
+    sends), or the two-mask form (`liver` and `tumor`). The service checks the PNG content."""
 
-    liver = forms.FileField(error_messages={"required": "The liver mask (PNG) is missing.",
-                                            "empty": "The liver mask is empty."})
-    tumor = forms.FileField(error_messages={"required": "The tumor mask (PNG) is missing.",
-                                            "empty": "The tumor mask is empty."})
+    labels = forms.FileField(required=False, error_messages={"empty": "The label map is empty."})
+    liver = forms.FileField(required=False, error_messages={"empty": "The liver mask is empty."})
+    tumor = forms.FileField(required=False, error_messages={"empty": "The tumor mask is empty."})
+
+    def clean(self):
+        data = super().clean()
+        masks = [name for name in ("liver", "tumor") if data.get(name)]
+        if data.get("labels"):
+            if masks:
+                raise forms.ValidationError("Send either the label map (labels) or the two masks (liver and "
+                                            "tumor), not both.")
+        elif not masks and not self.errors:
+            raise forms.ValidationError("The label map (PNG, field labels) is missing.")
+        else:
+            for name in {"liver", "tumor"} - set(masks):
+                self.add_error(name, f"The {name} mask (PNG) is missing.")
+        return data
+
+
 class ApiTokenForm(forms.Form):
     """A name for a new personal API token (to tell it apart in the list)."""
 

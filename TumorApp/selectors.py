@@ -80,10 +80,11 @@ def correction_of(analysis: Analysis) -> tuple[MaskVersion | None, MaskVersion |
 
 
 def editor_labels_png(analysis: Analysis, which: str) -> bytes | None:
-    """The outline of "model" (the network's) or "current" (the latest version) as one grey PNG for
-    the editor: 0 background, 128 liver, 255 tumour. Before any correction both are the network's,
-    read back from the stored "mask" picture."""
-    from TumorApp.analysis.correct import label_png, mask_from_png, masks_from_mask_image
+    """The outline of "model" (the network's) or "current" (the latest version) as the label-map PNG
+    the editor reads (`labels.encode_png`: pixel = label value). Before any correction both are the
+    network's, read back from the stored "mask" picture."""
+    from TumorApp.analysis import labels
+    from TumorApp.analysis.correct import label_map, mask_from_png, masks_from_mask_image
 
     version = analysis.mask_versions.order_by("number" if which == "model" else "-number").first()
     try:
@@ -102,7 +103,7 @@ def editor_labels_png(analysis: Analysis, which: str) -> bytes | None:
             tumor = mask_from_png(tumor_png, shape, "tumor")
     except OSError:
         return None
-    return label_png(liver, tumor)
+    return labels.encode_png(label_map(liver, tumor))
 
 
 def _png_shape(data: bytes) -> tuple[int, int]:

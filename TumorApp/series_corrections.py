@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from TumorApp.analysis.errors import InputError
+from TumorApp.analysis.labels import decode_png
 
 from .models import AuditEvent, SeriesJob, SeriesVersion
 from .services import record_event
@@ -84,22 +85,6 @@ def versions_for(job: SeriesJob) -> list[dict]:
 
 
 # --- edits -------------------------------------------------------------------------------------
-
-def slice_labels_from_png(data: bytes, shape: tuple[int, int], index: int) -> np.ndarray:
-    """One slice's labels from the editor's grey PNG: 0 background, 128 liver, 255 tumour (>= 192
-    is tumour, >= 64 liver: the editor's own reading of the same pictures, editor/api.js)."""
-    from TumorApp.analysis.correct import grey_from_png
-
-    grey = grey_from_png(data, shape, f"label picture of slice {index + 1}")
-    return (grey >= 64).astype(np.uint8) + (grey >= 192)
-
-
-def label_png(labels: np.ndarray) -> bytes:
-    """One slice's labels as that grey PNG, for the editor to load."""
-    from TumorApp.analysis.render import png
-
-    return png(np.array([0, 128, 255], np.uint8)[np.asarray(labels, np.uint8)])
-
 
 def correct_series(*, job: SeriesJob, user, labels: np.ndarray | None = None,
                    slices: dict[int, np.ndarray] | None = None, remove_lesion: int | None = None,
@@ -257,5 +242,5 @@ def slices_from_json(body: bytes, shape: tuple[int, int, int]) -> dict[int, np.n
             png = base64.b64decode(value, validate=True) if isinstance(value, str) else b""
         except (binascii.Error, ValueError) as exc:
             raise InputError(f"Slice {key}'s picture is not base64.") from exc
-        slices[int(key)] = slice_labels_from_png(png, shape[1:], int(key))
+        slices[int(key)] = decode_png(png, shape[1:], f"label map of slice {int(key) + 1}")
     return slices

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from TumorApp.analysis.errors import InputError
 from TumorApp.analysis.labels import as_json as label_registry
+from TumorApp.analysis.labels import encode_png
 from TumorApp.analysis.slice_view import WINDOWS, render_slice
 
 from . import series_corrections, series_services, services
@@ -266,7 +267,8 @@ def _version_param(request) -> int | None:
 @login_required
 @require_GET
 def series_slice_labels(request, pk: int, index: int):
-    """One slice's labels for the editor: grey PNG 0 / 128 liver / 255 tumour (`?version=N`, default current)."""
+    """One slice's label map for the editor (`labels.encode_png`: pixel = label value; `?version=N`,
+    default current)."""
     job = _owned(request, pk)
     if job.status != SeriesJob.Status.DONE:
         raise Http404("No result yet.")
@@ -276,7 +278,7 @@ def series_slice_labels(request, pk: int, index: int):
         raise Http404("No such version.")
     if not 0 <= index < labels.shape[0]:
         raise Http404("No such slice.")
-    response = HttpResponse(series_corrections.label_png(labels[index]), content_type="image/png")
+    response = HttpResponse(encode_png(labels[index]), content_type="image/png")
     response["Cache-Control"] = "private, no-store"
     return response
 
@@ -355,7 +357,7 @@ def api_series_labels(request, pk: int):
 @allow("PUT")
 def series_slices_labels(request, pk: int):
     """The editor's save: only the changed slices, JSON {"slices": {"<index>": "<base64 PNG>"}}
-    (0-based indices; PNG grey 0 background, 128 liver, 255 tumour at the slice's size)."""
+    (0-based indices; each a label-map PNG at the slice's size, `labels.decode_png`)."""
     job, refusal = _done_job(request, pk)
     if refusal:
         return refusal

@@ -265,9 +265,12 @@ def _read_stored(path: str) -> bytes:
         return f.read()
 
 
-def correct_masks(*, analysis: Analysis, user, liver_png: bytes, tumor_png: bytes,
-                  ip: str | None = None) -> MaskVersion:
+def correct_masks(*, analysis: Analysis, user, labels_png: bytes | None = None, liver_png: bytes | None = None,
+                  tumor_png: bytes | None = None, ip: str | None = None) -> MaskVersion:
     """Save a corrected outline as a new version and make its recomputed result the analysis's.
+
+    The outline is one label-map PNG (`labels_png`, `labels.decode_png`: what the editor sends), or
+    the two-mask form (`liver_png` and `tumor_png`, 0/255).
 
     Validates and recomputes first, outside any lock (InputError writes nothing); then, in one
     transaction holding the analysis row, keeps the network's own outline as version 0 if this is
@@ -275,14 +278,21 @@ def correct_masks(*, analysis: Analysis, user, liver_png: bytes, tumor_png: byte
     prunes old versions (`_prune_versions`) and records the `correct` event. On any failure the
     files written so far are removed and nothing stored changes.
     """
-    from TumorApp.analysis.correct import (MASK_IMAGES, mask_from_png, mask_png, masks_from_mask_image,
-                                           recompute)
+    from TumorApp.analysis.correct import (MASK_IMAGES, mask_from_png, mask_png, masks_from_labels,
+                                           masks_from_mask_image, recompute)
+    from TumorApp.analysis.errors import InputError
+    from TumorApp.analysis.labels import decode_png
     from TumorApp.analysis.loading import load
     from TumorApp.analysis.pipeline import segmentation_notes
 
+    if (labels_png is None) == (liver_png is None or tumor_png is None):
+        raise InputError("Send either one label map or both the liver and the tumour mask.")
     ct = load(_read_stored(analysis.upload.name), filename=analysis.original_name)
-    liver = mask_from_png(liver_png, ct.shape, "liver")
-    tumor = mask_from_png(tumor_png, ct.shape, "tumor")
+    if labels_png is not None:
+        liver, tumor = masks_from_labels(decode_png(labels_png, ct.shape, "label map"))
+    else:
+        liver = mask_from_png(liver_png, ct.shape, "liver")
+        tumor = mask_from_png(tumor_png, ct.shape, "tumor")
 
     # The network's result, which every correction starts from: version 0's, else the row's. The row
     # is read first: a row that already shows a correction was committed together with version 0.

@@ -12,12 +12,9 @@ The liver is taken as drawn: no hole filling, no largest-piece rule, no tumour-i
 """
 from __future__ import annotations
 
-import io
-import warnings
-
 import numpy as np
 
-from . import render
+from . import labels, render
 from .config import CONTRACT
 from .errors import InputError
 from .loading import CTSlice
@@ -33,45 +30,9 @@ MASK_IMAGES = ("annotated", "mask", "components")
 
 
 def mask_from_png(data: bytes, shape: tuple[int, int], name: str) -> np.ndarray:
-    """A mask upload -> bool (H, W): PNG, 8 bits per sample, exactly `shape`; > 127 is inside."""
-    return grey_from_png(data, shape, f"{name} mask") > 127
-
-
-def grey_from_png(data: bytes, shape: tuple[int, int], name: str) -> np.ndarray:
-    """An uploaded PNG -> uint8 grey (H, W): 8 bits per sample, exactly `shape`.
-
-    Grey, grey+alpha, RGB(A) and palette PNGs are read as their grey value (what a browser canvas
-    writes); 16-bit and float images are refused so that no value is silently rescaled.  Also
-    reads the series editor's label slices (issue 20).
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    if not data:
-        raise InputError(f"The {name} is empty.")
-    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
-        raise InputError(f"The {name} must be a PNG image.")
-    try:
-        # PIL refuses a header of over 2 x MAX_IMAGE_PIXELS itself and warns above MAX_IMAGE_PIXELS:
-        # both are a decompression bomb here (a mask is the slice's size), refused before decoding.
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                size = (img.height, img.width)
-                if size != tuple(shape):
-                    raise InputError(f"The {name} is {img.width}x{img.height} pixels; it must be the "
-                                     f"image's own size, {shape[1]}x{shape[0]}.")
-                if img.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):
-                    raise InputError(f"The {name} must be an 8-bit PNG (it is {img.mode}).")
-                img.load()
-                grey = np.asarray(img.convert("L"))
-    except InputError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"The {name} declares far more pixels than the image has; it must be the "
-                         f"image's own size, {shape[1]}x{shape[0]}.") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InputError(f"The {name} is not a readable PNG image.") from exc
-    return grey
+    """One mask of the two-mask form -> bool (H, W): PNG, 8 bits per sample, exactly `shape`;
+    grey > 127 is inside.  Stored versions keep their masks in this form."""
+    return labels.read_png(data, shape, f"{name} mask", lambda img: np.asarray(img.convert("L"))) > 127
 
 
 def recompute(ct: CTSlice, liver: np.ndarray, tumor: np.ndarray, *, spacing_mm: tuple[float, float],
@@ -161,18 +122,19 @@ def masks_from_mask_image(mask_png: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def label_map(liver: np.ndarray, tumor: np.ndarray) -> np.ndarray:
-    """uint8 labels 0 background, 1 liver, 2 tumour (tumour wins), the training data's convention."""
-    labels = np.zeros(liver.shape, np.uint8)
-    labels[liver] = 1
-    labels[tumor] = 2
-    return labels
+    """uint8 label map of the registry's values (tumour wins), the training data's convention too."""
+    out = np.full(liver.shape, labels.BACKGROUND.value, np.uint8)
+    out[liver] = labels.LIVER.value
+    out[tumor] = labels.TUMOR.value
+    return out
+
+
+def masks_from_labels(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(liver, tumour) bool masks of a label map; tumour counts as liver."""
+    tumor = values == labels.TUMOR.value
+    return (values == labels.LIVER.value) | tumor, tumor
 
 
 def mask_png(mask: np.ndarray) -> bytes:
-    """A bool mask as the 0/255 8-bit grey PNG the API takes and the versions store."""
+    """A bool mask as the 0/255 8-bit grey PNG the versions store (and the two-mask API form takes)."""
     return render.png(np.asarray(mask, dtype=bool).astype(np.uint8) * 255)
-
-
-def label_png(liver: np.ndarray, tumor: np.ndarray) -> bytes:
-    """Both masks as one grey PNG for the editor: 0 background, 128 liver, 255 tumour."""
-    return render.png(np.array([0, 128, 255], np.uint8)[label_map(liver, tumor)])

@@ -13,25 +13,28 @@ import zlib
 
 import numpy as np
 
+from . import labels as registry
 from .errors import InputError
 from .volume import SeriesResult, SeriesVolume, measure_volume
 
-# Label values (the training data's and the NIfTI export's convention).
-BACKGROUND, LIVER, TUMOR = 0, 1, 2
+# Label values: the registry's (the training data's and the NIfTI export's convention too).
+BACKGROUND, LIVER, TUMOR = (label.value for label in registry.LABELS)
 # An affine may differ from the series' by this much (mm) per element: rounding in other tools.
 AFFINE_TOLERANCE_MM = 0.05
 
 
 def check_labels(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """`labels` as uint8 (z, y, x) of `shape`, holding only 0, 1 and 2; InputError otherwise."""
+    """`labels` as uint8 (z, y, x) of `shape`, holding only the registry's label values; InputError otherwise."""
     labels = np.asarray(labels)
     if labels.shape != tuple(shape):
         raise InputError(f"The label volume is {' x '.join(map(str, labels.shape))} voxels (z, y, x); the series "
                          f"is {' x '.join(map(str, shape))}.")
     if labels.dtype.kind not in "iub":
-        raise InputError(f"The label volume holds {labels.dtype} values; labels are whole numbers 0, 1, 2.")
-    if labels.size and (labels.min() < BACKGROUND or labels.max() > TUMOR):
-        raise InputError("The label volume holds values other than 0 (background), 1 (liver) and 2 (tumour).")
+        raise InputError(f"The label volume holds {labels.dtype} values; labels are whole numbers, "
+                         f"{registry.describe_values()}.")
+    # The registry's values run 0..n without gaps, so bounds suffice (no volume-sized temporary).
+    if labels.size and (labels.min() < min(registry.VALUES) or labels.max() > max(registry.VALUES)):
+        raise InputError(f"The label volume holds values other than {registry.describe_values()}.")
     return labels.astype(np.uint8, copy=False)
 
 

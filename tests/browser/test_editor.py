@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from TumorApp import selectors
+from TumorApp.analysis.labels import LIVER
 from TumorApp.models import Analysis
 
 from .test_browser_flow import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, FIXTURE, pytestmark  # noqa: F401
@@ -44,8 +45,8 @@ def log_in(page, base: str) -> None:
 
 def paint_target(analysis) -> tuple[int, int]:
     """A liver point with room for a 45-px disc of tumour, away from the network's own lesions."""
-    grey = cv2.imdecode(np.frombuffer(selectors.editor_labels_png(analysis, "model"), np.uint8), cv2.IMREAD_GRAYSCALE)
-    liver_only = ((grey >= 64) & (grey < 192)).astype(np.uint8)
+    values = cv2.imdecode(np.frombuffer(selectors.editor_labels_png(analysis, "model"), np.uint8), cv2.IMREAD_UNCHANGED)
+    liver_only = (values == LIVER.value).astype(np.uint8)
     room = cv2.distanceTransform(liver_only, cv2.DIST_L2, 5)
     y, x = np.unravel_index(np.argmax(room), room.shape)
     assert room[y, x] > 46, "the fixture's liver must have room for the painted lesion"
@@ -79,7 +80,7 @@ def figures(page) -> tuple[str, str, int]:
 
 def save_and_reload(page) -> None:
     with page.expect_navigation():
-        page.click("#save-masks")
+        page.click("#save-labels")
     page.wait_for_selector("#editor[data-ready=true]")
 
 
@@ -110,14 +111,14 @@ def test_paint_a_tumour_save_then_erase_it_and_save(transactional_db, live_serve
     page.dispatch_event("#brush-size", "input")
     page.evaluate("document.getElementById('editor-body').scrollIntoView()")
     stroke_circle(page, centre, 10)
-    assert page.locator("#save-masks").is_enabled()
+    assert page.locator("#save-labels").is_enabled()
     assert "Unsaved changes" in page.inner_text("#editor-status")
     page.screenshot(path=str(ARTIFACTS / "editor-1366x768-painted.png"))
     # Undo and redo give the stroke back.
     page.keyboard.press("Control+z")
-    assert page.locator("#save-masks").is_disabled()
+    assert page.locator("#save-labels").is_disabled()
     page.keyboard.press("Control+y")
-    assert page.locator("#save-masks").is_enabled()
+    assert page.locator("#save-labels").is_enabled()
 
     save_and_reload(page)
     assert page.url == result_url
@@ -165,5 +166,5 @@ def test_editor_on_a_tablet_with_touch(transactional_db, live_server, browser, d
     # A one-finger touch paints (pointer events): tap with the tumour brush.
     x, y = to_screen(page, *paint_target(analysis))
     page.touchscreen.tap(x, y)
-    page.wait_for_function("!document.getElementById('save-masks').disabled")
+    page.wait_for_function("!document.getElementById('save-labels').disabled")
     page.screenshot(path=str(ARTIFACTS / "editor-768x1024-tablet.png"))

@@ -9,6 +9,8 @@ import pytest
 from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
+from TumorApp.analysis import labels
+from TumorApp.analysis.correct import label_map, mask_from_png, masks_from_labels
 from TumorApp.models import Analysis, AuditEvent, MaskVersion
 from TumorApp.services import remove_orphan_files
 
@@ -36,11 +38,21 @@ def put(client, pk: int, **parts):
     return client.put(url(pk), data=encode_multipart(BOUNDARY, files), content_type=MULTIPART_CONTENT)
 
 
-def model_masks(client, pk: int) -> tuple[np.ndarray, np.ndarray]:
-    response = client.get(f"/analyses/{pk}/labels/model.png")
+def served_labels(client, pk: int, which: str = "model") -> np.ndarray:
+    """The editor's label map as served: a single-channel PNG whose pixels are the label values."""
+    response = client.get(f"/analyses/{pk}/labels/{which}.png")
     assert response.status_code == 200 and response["Content-Type"] == "image/png"
-    grey = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_GRAYSCALE)
-    return grey >= 64, grey >= 192
+    raw = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert raw.ndim == 2 and raw.dtype == np.uint8 and set(np.unique(raw)) <= set(labels.VALUES)
+    return labels.decode_png(response.content, raw.shape)
+
+
+def model_masks(client, pk: int) -> tuple[np.ndarray, np.ndarray]:
+    return masks_from_labels(served_labels(client, pk))
+
+
+def label_png(values: np.ndarray) -> io.BytesIO:
+    return io.BytesIO(labels.encode_png(values))
 
 
 def disc(shape, center, radius) -> np.ndarray:
@@ -91,9 +103,7 @@ def test_put_recomputes_from_the_masks_and_keeps_the_network_result(auth_client,
     assert f"Corrected by {user.username}" in page and 'id="compare"' in page
 
     # The current outline is what was sent; the model's is unchanged.
-    current = cv2.imdecode(np.frombuffer(auth_client.get(f"/analyses/{a.pk}/labels/current.png").content,
-                                         np.uint8), cv2.IMREAD_GRAYSCALE)
-    assert np.array_equal(current >= 192, tumor)
+    assert np.array_equal(masks_from_labels(served_labels(auth_client, a.pk, "current"))[1], tumor)
     assert np.array_equal(model_masks(auth_client, a.pk)[0], liver)
 
     # A second save is a new version; the first is kept. Removing the tumour gives no tumour.
@@ -208,3 +218,51 @@ def test_a_mirrored_slice_stays_mirrored_once_corrected(auth_client, user):
     assert body["mirrored"] is True
     assert body["notes"] == a.notes  # the same outline: the same notes, the mirrored one once
     assert [n for n in body["notes"] if "mirrored" in n] == [n for n in a.notes if "mirrored" in n] != []
+
+
+def test_one_label_map_is_saved_and_served_back_as_stored(auth_client, dicom_analysis):
+    """The editor's form: one label map in, a version with the same outline, served back exactly."""
+    a = dicom_analysis
+    sent = served_labels(auth_client, a.pk)
+    liver = sent >= labels.LIVER.value
+    sent[disc(sent.shape, liver_centre(liver), 40) & liver] = labels.TUMOR.value
+    response = put(auth_client, a.pk, labels=label_png(sent))
+    assert response.status_code == 200, response.content
+    assert response.json()["stage"] == "II" and response.json()["version"] == 1
+    # Round trip: the served label map decodes to exactly the masks stored on disk for the version.
+    version = a.mask_versions.get(number=1)
+    stored = [mask_from_png(_read(path), sent.shape, name)
+              for path, name in ((version.liver_mask, "liver"), (version.tumor_mask, "tumor"))]
+    served = served_labels(auth_client, a.pk, "current")
+    assert np.array_equal(served, sent)
+    assert np.array_equal(served, label_map(*stored))
+
+
+def _read(name: str) -> bytes:
+    from django.core.files.storage import default_storage
+
+    with default_storage.open(name, "rb") as f:
+        return f.read()
+
+
+def test_a_label_map_with_a_foreign_value_is_a_400_and_changes_nothing(auth_client, dicom_analysis, media_root):
+    a = dicom_analysis
+    assert put(auth_client, a.pk, labels=label_png(served_labels(auth_client, a.pk))).status_code == 200
+    before = snapshot(a, media_root)
+    for foreign in (3, 128, 255):  # the old 0/128/255 grey is refused too, never thresholded
+        values = served_labels(auth_client, a.pk)
+        values[10:20, 10:20] = foreign
+        ok, buf = cv2.imencode(".png", values)
+        response = put(auth_client, a.pk, labels=buf.tobytes())
+        assert response.status_code == 400, response.content
+        assert response.json()["error"] == (f"The label map holds the value(s) {foreign}; a label map holds only "
+                                            "0 (background), 1 (liver) and 2 (tumour).")
+    # Colour, a label map and masks together, another size: 400 too.
+    rgb = cv2.imencode(".png", np.dstack([served_labels(auth_client, a.pk)] * 2 + [np.zeros((512, 512), np.uint8)]))[1]
+    cases = [(put(auth_client, a.pk, labels=rgb.tobytes()), "must be grey and opaque"),
+             (put(auth_client, a.pk, labels=label_png(np.zeros((512, 510), np.uint8))), "image's own size"),
+             (put(auth_client, a.pk, labels=label_png(np.zeros((512, 512), np.uint8)),
+                  liver=png(np.zeros((512, 512), bool))), "not both")]
+    for response, text in cases:
+        assert response.status_code == 400 and text in response.json()["error"], response.content
+    assert snapshot(a, media_root) == before

@@ -41,16 +41,16 @@ def test_a_decompression_bomb_mask_is_a_400_on_the_page_and_the_api(side, bombs,
     page = Client(enforce_csrf_checks=True)
     page.force_login(user)
     page.get(f"/analyses/{analysis.pk}/")
-    body = encode_multipart(BOUNDARY, {"liver": _file("liver", liver), "tumor": _file("tumor", bombs[side])})
+    body = encode_multipart(BOUNDARY, {"labels": _file("labels", bombs[side])})
     by_page = page.put(url(analysis.pk), data=body, content_type=MULTIPART_CONTENT,
                        headers={"X-CSRFToken": page.cookies["csrftoken"].value})
     # A script with a token, the bomb as the liver mask this time.
     _, token = create_token(user=user, name="script")
     by_api = put(Client(headers={"Authorization": f"Bearer {token}"}), analysis.pk, liver=bombs[side], tumor=liver)
 
-    for response, name in ((by_page, "tumor"), (by_api, "liver")):
+    for response, name in ((by_page, "label map"), (by_api, "liver mask")):
         assert response.status_code == 400, response.content
-        assert response.json() == {"status": 400, "error": f"The {name} mask declares far more pixels than the "
+        assert response.json() == {"status": 400, "error": f"The {name} declares far more pixels than the "
                                                           "image has; it must be the image's own size, 512x512."}
     assert not MaskVersion.objects.exists() and not AuditEvent.objects.filter(action="correct").exists()
     assert stored_files(media_root) == before

@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from TumorApp import selectors, services
+from TumorApp.analysis.labels import LIVER
 from TumorApp.analysis.loading import load
 from TumorApp.training.corrections import read_corrections
 
@@ -22,9 +23,9 @@ def png(mask: np.ndarray) -> bytes:
 
 
 def correct_with_square(analysis, user, top_left):
-    grey = cv2.imdecode(np.frombuffer(selectors.editor_labels_png(analysis, "model"), np.uint8),
-                        cv2.IMREAD_GRAYSCALE)
-    liver = grey >= 64
+    values = cv2.imdecode(np.frombuffer(selectors.editor_labels_png(analysis, "model"), np.uint8),
+                          cv2.IMREAD_UNCHANGED)
+    liver = values >= LIVER.value
     tumor = np.zeros_like(liver)
     y, x = top_left
     tumor[y:y + 30, x:x + 30] = True

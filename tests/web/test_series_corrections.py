@@ -20,6 +20,7 @@ from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from scipy import ndimage as ndi
 
 from TumorApp import series_services
+from TumorApp.analysis.labels import decode_png, encode_png
 from TumorApp.models import AuditEvent, SeriesJob, SeriesVersion
 from tests.analysis.series_fixtures import FIXTURES, SLICE_66, dicom_series
 
@@ -159,9 +160,11 @@ def test_exports_carry_their_version_and_default_to_the_latest(auth_client, job,
     assert 'id="compare-toggle"' in page and 'id="series-versions"' in page
     # The viewer shows either version; the labels the editor loads are the corrected ones.
     assert auth_client.get(f"/series/{job.pk}/slices/1.png?version=0").status_code == 200
+    # The same encoding as the slice editor's: a single-channel PNG whose pixels are the label values.
     labels = auth_client.get(f"/series/{job.pk}/slices/1/labels.png")
-    grey = cv2.imdecode(np.frombuffer(labels.content, np.uint8), cv2.IMREAD_GRAYSCALE)
-    assert np.array_equal(grey, np.array([0, 128, 255], np.uint8)[truth[1]])
+    raw = cv2.imdecode(np.frombuffer(labels.content, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert raw.ndim == 2 and np.array_equal(raw, truth[1])
+    assert np.array_equal(decode_png(labels.content, raw.shape), truth[1])
 
 
 def load_headers(job):
@@ -171,7 +174,7 @@ def load_headers(job):
 
 
 def slice_png(labels: np.ndarray) -> str:
-    return base64.b64encode(cv2.imencode(".png", np.array([0, 128, 255], np.uint8)[labels])[1].tobytes()).decode()
+    return base64.b64encode(encode_png(labels)).decode()
 
 
 def test_slice_saves_and_lesion_removal_recompute_and_are_capped(auth_client, job, truth, settings):
@@ -208,6 +211,9 @@ def test_slice_saves_and_lesion_removal_recompute_and_are_capped(auth_client, jo
     # Bad edits are 400 and change nothing.
     for body, message in (({"slices": {"9": slice_png(painted)}}, "no slice"),
                           ({"slices": {"2": "not base64!"}}, "not base64"),
+                          # a value that is no label (the old 0/128/255 grey among them): refused
+                          ({"slices": {"2": base64.b64encode(cv2.imencode(".png", painted * 127)[1]).decode()}},
+                           "slice 3 holds the value(s) 127, 254; a label map holds only 0 (background)"),
                           ({"slices": {}}, "at least one")):
         response = auth_client.put(f"/series/{job.pk}/slices/labels/", data=body, content_type="application/json")
         assert response.status_code == 400 and message in response.json()["error"]

@@ -1,32 +1,34 @@
-// Talking to the server: the slice, the outlines, and the save (PUT /api/analyses/<id>/masks/).
+// Talking to the server: the slice, the label maps and the saves.  A label map travels as a PNG
+// whose grey value is the label value (TumorApp/analysis/labels.py: encode_png / decode_png), read
+// and written exactly: no thresholds, and a value that is no label is an error.
+import { VALUES } from "./registry.js";
+import { layer } from "./view.js";
 
-function loadImage(url) {
-  return new Promise((resolve, reject) => {
-    const img = new Image();
-    img.onload = () => resolve(img);
-    img.onerror = () => reject(new Error(`Could not load ${url}`));
-    img.src = url;
-  });
+async function fetchOk(url) {
+  const response = await fetch(url, { credentials: "same-origin" });
+  if (!response.ok) throw new Error(`Could not load ${url} (${response.status}).`);
+  return response;
 }
 
-// The pixels of a PNG as RGBA ImageData at its own size.
+// The pixels of a PNG as RGBA ImageData at its own size, without colour management (exact values).
 export async function imagePixels(url) {
-  const img = await loadImage(url);
-  const canvas = document.createElement("canvas");
-  canvas.width = img.naturalWidth;
-  canvas.height = img.naturalHeight;
+  const bitmap = await createImageBitmap(await (await fetchOk(url)).blob(),
+                                         { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+  const canvas = layer(bitmap.width, bitmap.height);
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
-  ctx.drawImage(img, 0, 0);
+  ctx.drawImage(bitmap, 0, 0);
+  bitmap.close();
   return ctx.getImageData(0, 0, canvas.width, canvas.height);
 }
 
-// A label PNG (0 background, 128 liver, 255 tumour) -> Uint8Array of 0/1/2.
+// A served label map -> {labels: Uint8Array of label values, width, height}.
 export async function loadLabels(url) {
   const data = await imagePixels(url);
   const labels = new Uint8Array(data.width * data.height);
   for (let i = 0; i < labels.length; i++) {
     const v = data.data[4 * i];
-    labels[i] = v >= 192 ? 2 : v >= 64 ? 1 : 0;
+    if (!VALUES.has(v)) throw new Error(`The label map holds ${v}, which is not a label value.`);
+    labels[i] = v;
   }
   return { labels, width: data.width, height: data.height };
 }
@@ -39,32 +41,42 @@ export async function loadHu(url) {
   return new Int16Array(await response.arrayBuffer());
 }
 
-// One mask as an 8-bit PNG (white inside, black outside), through a canvas.
-function maskBlob(labels, width, height, inside) {
-  const canvas = document.createElement("canvas");
-  canvas.width = width;
-  canvas.height = height;
+// A label map as the PNG the server decodes: each pixel opaque grey, its value the label.
+export function labelPng(labels, width, height) {
+  const canvas = layer(width, height);
   const ctx = canvas.getContext("2d");
   const image = ctx.createImageData(width, height);
   for (let i = 0; i < labels.length; i++) {
-    const v = inside(labels[i]) ? 255 : 0;
-    image.data[4 * i] = image.data[4 * i + 1] = image.data[4 * i + 2] = v;
+    image.data[4 * i] = image.data[4 * i + 1] = image.data[4 * i + 2] = labels[i];
     image.data[4 * i + 3] = 255;
   }
   ctx.putImageData(image, 0, 0);
   return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
 }
 
-export async function saveMasks(url, csrfToken, labels, width, height) {
-  const form = new FormData();
-  form.append("liver", await maskBlob(labels, width, height, (v) => v >= 1), "liver.png");
-  form.append("tumor", await maskBlob(labels, width, height, (v) => v === 2), "tumor.png");
+// The same PNG as base64 (no data: prefix), for a JSON body.
+export async function labelPngBase64(labels, width, height) {
+  const bytes = new Uint8Array(await (await labelPng(labels, width, height)).arrayBuffer());
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(text);
+}
+
+// Send a body with the CSRF token; the JSON answer, or an Error with the server's message.
+export async function send(url, csrfToken, { method = "PUT", body, json = false } = {}) {
+  const headers = { "X-CSRFToken": csrfToken, Accept: "application/json" };
+  if (json) headers["Content-Type"] = "application/json";
   const response = await fetch(url, {
-    method: "PUT", body: form, credentials: "same-origin",
-    headers: { "X-CSRFToken": csrfToken, Accept: "application/json" },
+    method, credentials: "same-origin", headers, body: json && body !== undefined ? JSON.stringify(body) : body,
   });
-  let body = {};
-  try { body = await response.json(); } catch (e) { /* not JSON: keep the status */ }
-  if (!response.ok) throw new Error(body.error || `Saving failed (${response.status}).`);
-  return body;
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(answer.error || `Saving failed (${response.status}).`);
+  return answer;
+}
+
+// The slice editor's save: one label map (PUT /api/analyses/<id>/masks/, field `labels`).
+export async function saveLabelMap(url, csrfToken, labels, width, height) {
+  const form = new FormData();
+  form.append("labels", await labelPng(labels, width, height), "labels.png");
+  return send(url, csrfToken, { body: form });
 }

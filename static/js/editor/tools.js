@@ -1,9 +1,7 @@
-// Editing tools: small functions over a label map (Uint8Array, row-major, 0 background, 1 liver,
-// 2 tumour). Each returns the changed bounding box [x0, y0, x1, y1] or null when nothing changed.
-
-export const BACKGROUND = 0;
-export const LIVER = 1;
-export const TUMOR = 2;
+// Editing tools: small functions over a label map (Uint8Array, row-major, the registry's values:
+// background, liver, tumour). Each returns the changed bounding box [x0, y0, x1, y1] or null when
+// nothing changed.
+import { BACKGROUND, LIVER, TUMOR } from "./registry.js";
 
 // What a brush or eraser of `label` does to one pixel value. Painting tumour makes tumour;
 // painting liver adds liver around (not over) tumour; erasing liver clears everything there;

@@ -1,11 +1,12 @@
 // The canvas: the slice at full resolution with the label overlay, zoom/pan and the brush cursor.
 
-// Label colours and windows come from the server's one registry (TumorApp/analysis/labels.py),
-// written into the page as JSON, so the editor draws what the pictures draw.
-const REGISTRY = JSON.parse(document.getElementById("label-registry").textContent);
-export const WINDOWS = REGISTRY.windows;
-const COLOURS = Object.fromEntries(
-  Object.entries(REGISTRY.labels).filter(([value]) => value !== "0").map(([value, label]) => [value, label.rgb]));
+// Label colours and windows come from the server's one registry (registry.js), so the editor draws
+// what the pictures draw.
+import { BACKGROUND, REGISTRY, WINDOWS } from "./registry.js";
+
+export { WINDOWS };
+const COLOURS = Object.fromEntries(Object.entries(REGISTRY.labels)
+  .filter(([value]) => Number(value) !== BACKGROUND).map(([value, label]) => [value, label.rgb]));
 
 // HU -> 0..255 grey through a window.
 export function windowed(hu, { width, level }) {
@@ -15,7 +16,8 @@ export function windowed(hu, { width, level }) {
   return grey;
 }
 
-function layer(width, height) {
+// A canvas of the image's size, off screen.
+export function layer(width, height) {
   const canvas = document.createElement("canvas");
   canvas.width = width;
   canvas.height = height;
