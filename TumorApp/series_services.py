@@ -13,12 +13,12 @@ Guarantees (tests/web/test_series_worker.py):
 """
 from __future__ import annotations
 
-import io
 import logging
 import os
 import re
 import shutil
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import close_old_connections, connection, transaction
@@ -276,7 +277,9 @@ def run_job(job: SeriesJob, worker: str, *, segmenter=None, batch_size: int = 8)
         attempt = worker.rsplit(":", 1)[-1]
         files = {
             "ct": _save_npy(f"{job.folder}/{attempt}-ct.npy", result.volume.hu),
-            "labels": _save_npy(f"{job.folder}/{attempt}-labels.npy", result.label_volume()),
+            "labels": _save_npy(f"{job.folder}/{attempt}-labels.npy",
+                                (result.label_slice(k) for k in range(result.volume.slices)),
+                                shape=result.volume.hu.shape, dtype=np.uint8),
         }
         record = result.to_dict()
         record["notes"] = result.volume.notes
@@ -300,10 +303,23 @@ def run_job(job: SeriesJob, worker: str, *, segmenter=None, batch_size: int = 8)
         beat.join()
 
 
-def _save_npy(name: str, array: np.ndarray) -> str:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
-    return default_storage.save(name, ContentFile(buf.getvalue()))
+def _save_npy(name: str, array, *, shape=None, dtype=None) -> str:
+    """An array, or its slices along the first axis (`shape` and `dtype` given), as a .npy file.
+
+    Through a temporary file copied to storage in chunks: an in-memory .npy of a series at the
+    voxel limit would hold another copy of the volume (two, with BytesIO.getvalue()), and the
+    slices are never stacked into one."""
+    with tempfile.TemporaryFile() as tmp:
+        if shape is None:
+            np.save(tmp, np.ascontiguousarray(array), allow_pickle=False)
+        else:
+            dtype = np.dtype(dtype)
+            np.lib.format.write_array_header_1_0(tmp, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                       "fortran_order": False, "shape": tuple(shape)})
+            for plane in array:
+                tmp.write(np.ascontiguousarray(plane, dtype=dtype).tobytes())
+        tmp.seek(0)
+        return default_storage.save(name, File(tmp))
 
 
 def work(*, once: bool = False, poll_seconds: float = 1.0, segmenter=None, stop: threading.Event | None = None,
@@ -388,7 +404,9 @@ def _make_export(job: SeriesJob, version: int, nifti: bool = False) -> str:
     try:
         record = version_record(job, version)
         labels = np.asarray(read_labels(labels_path(job, version)))
-        volume = load_series(input_items(job))
+        # The stored CT, memory-mapped: the export needs the upload's headers, not its pixels again.
+        ct = np.load(default_storage.path(job.files["ct"]), mmap_mode="r", allow_pickle=False)
+        volume = load_series(input_items(job), hu=ct)
         if nifti:  # in the series' patient space: what PUT /api/series/<id>/labels/ takes back
             blob, name = labels_to_nifti(volume, labels), "labels.nii.gz"
         else:

@@ -70,10 +70,15 @@ def dicom_seg(volume: SeriesVolume, labels: np.ndarray, *, version: int = 0, cor
                             else hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC),
             algorithm_identification=algorithm)
 
-    stacked = np.stack([_stored_grid(volume, labels > 0), _stored_grid(volume, labels == 2)], -1)
+    # (z, y, x, segment) uint8 filled a slice at a time: no whole-volume temporaries.
+    stacked = np.empty(labels.shape + (2,), dtype=np.uint8)
+    for k in range(len(labels)):
+        plane = _stored_grid(volume, labels[k:k + 1])[0]
+        stacked[k, ..., 0] = plane > 0
+        stacked[k, ..., 1] = plane == 2
     seg = hd.seg.Segmentation(
         source_images=sources,
-        pixel_array=stacked.astype(np.uint8),
+        pixel_array=stacked,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=[
             segment(1, "Liver", codes.SCT.Organ, codes.SCT.Liver),

@@ -85,7 +85,10 @@ class SeriesResult:
     volume: SeriesVolume
     liver: np.ndarray  # bool (z, y, x), tumours included
     tumor: np.ndarray  # bool (z, y, x)
-    lesion_labels: np.ndarray  # int32 (z, y, x): 0, 1..n in the order of `lesions`
+    # The lesions' labels (0, 1..n in the order of `lesions`) within `lesion_box`, the tumours'
+    # bounding box: a whole-volume copy would cost 4 bytes a voxel (`lesion_labels` makes one).
+    lesion_box: tuple[slice, ...]
+    lesion_box_labels: np.ndarray
     lesions: list[Lesion3D]
     liver_volume_ml: float
     tumor_volume_ml: float
@@ -111,10 +114,23 @@ class SeriesResult:
     def inconclusive(self) -> bool:
         return self.staging.inconclusive
 
+    @property
+    def lesion_labels(self) -> np.ndarray:
+        """int32 (z, y, x): 0, 1..n in the order of `lesions`."""
+        labels = np.zeros(self.tumor.shape, dtype=np.int32)
+        labels[self.lesion_box] = self.lesion_box_labels
+        return labels
+
     def label_volume(self) -> np.ndarray:
         """uint8 (z, y, x): 0 background, 1 liver, 2 tumour."""
         labels = self.liver.astype(np.uint8)
         labels[self.tumor] = 2
+        return labels
+
+    def label_slice(self, k: int) -> np.ndarray:
+        """Slice k of `label_volume()`, for writers that need no whole-volume copy."""
+        labels = self.liver[k].astype(np.uint8)
+        labels[self.tumor[k]] = 2
         return labels
 
     def to_dict(self) -> dict:
@@ -178,10 +194,12 @@ def check_series(source: str | Path | Sequence[Item]) -> SeriesCheck:
         return SeriesCheck("dicom", plan.slices, (plan.slices, plan.rows, plan.cols), plan.spacing_mm)
 
 
-def load_series(source: str | Path | Sequence[Item]) -> SeriesVolume:
+def load_series(source: str | Path | Sequence[Item], *, hu: np.ndarray | None = None) -> SeriesVolume:
     """A path (folder, zip, NIfTI, DICOM) or uploaded (name, bytes or file) items -> `SeriesVolume`.
 
-    Headers first (every budget), then the pixels slice by slice into one preallocated array."""
+    Headers first (every budget), then the pixels slice by slice into one preallocated array.
+    `hu`: this series' volume decoded before (a finished job's stored CT, memory-mapped), taken
+    instead of decoding a DICOM series again when its shape fits; an export needs only the headers."""
     with open_files(source) as files:
         nifti = _lone_nifti(files)
         if nifti:
@@ -189,9 +207,11 @@ def load_series(source: str | Path | Sequence[Item]) -> SeriesVolume:
             _check_hu_percentiles(found.hu, nifti.name)
             return SeriesVolume(hu=found.hu, spacing_mm=found.spacing_mm, kind="nifti", nifti=found.source)
         plan = _dicom_plan(files)
-        hu = np.empty((plan.slices, plan.rows, plan.cols), dtype=np.int16)
-        for k in range(plan.slices):
-            hu[k] = _decode_slice(plan, k)
+        shape = (plan.slices, plan.rows, plan.cols)
+        if hu is None or tuple(hu.shape) != shape:
+            hu = np.empty(shape, dtype=np.int16)
+            for k in range(plan.slices):
+                hu[k] = _decode_slice(plan, k)
         notes = []
         if any(plan.flips):
             notes.append("The slices were flipped to radiological orientation for analysis.")
@@ -454,7 +474,10 @@ def segment_volume(volume: SeriesVolume, segmenter: SegmenterLike, *, batch_size
 
 def measure_volume(volume: SeriesVolume, liver: np.ndarray, tumor: np.ndarray) -> SeriesResult:
     """3-D lesions, liver and tumour volumes, burden and stage from the masks (bool z, y, x)."""
-    liver = liver | tumor
+    # The network's liver holds its tumours already; a copy only where it does not (checked a
+    # slice at a time: a series at the voxel limit has no room for whole-volume temporaries).
+    if any(np.any(t & ~l) for l, t in zip(liver, tumor)):
+        liver = liver | tumor
     spacing = tuple(float(s) for s in volume.spacing_mm)
     voxel_ml = spacing[0] * spacing[1] * spacing[2] / 1000.0
     # Labelled within the tumours' bounding box only: a few % of a whole series' voxels.
@@ -502,11 +525,9 @@ def measure_volume(volume: SeriesVolume, liver: np.ndarray, tumor: np.ndarray) -
     relabel = np.zeros(count + 1, dtype=np.int32)
     for new, (_, old, _) in enumerate(found, start=1):
         relabel[old] = new
-    lesion_labels = np.zeros(tumor.shape, dtype=np.int32)
-    lesion_labels[box] = relabel[labels]
     lesions = [f[2] for f in found]
     stage = stage_for_diameter(max(l.max_diameter_mm for l in lesions)) if lesions else None
-    return SeriesResult(volume=volume, liver=liver, tumor=tumor, lesion_labels=lesion_labels,
+    return SeriesResult(volume=volume, liver=liver, tumor=tumor, lesion_box=box, lesion_box_labels=relabel[labels],
                         lesions=lesions, liver_volume_ml=float(liver.sum()) * voxel_ml,
                         tumor_volume_ml=float(tumor.sum()) * voxel_ml, stage=stage)
 

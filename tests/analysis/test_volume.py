@@ -62,6 +62,18 @@ def test_lesion_volumes_match_hand_computation():
                                      "centroid_mm", "side", "part"}
     labels = result.label_volume()
     assert labels[3, 35, 30] == 2 and labels[3, 25, 15] == 1 and labels[0, 0, 0] == 0
+    assert all(np.array_equal(result.label_slice(k), labels[k]) for k in range(shape[0]))
+    lesion_labels = result.lesion_labels  # kept within the tumours' box, given whole
+    assert lesion_labels.shape == shape and lesion_labels.dtype == np.int32
+    assert (lesion_labels == 1).sum() == a_voxels and (lesion_labels == 2).sum() == b_voxels
+    assert not lesion_labels[~tumor].any()
+
+
+def test_tumour_outside_the_given_liver_counts_as_liver():
+    tumor = np.zeros((3, 20, 20), bool)
+    tumor[1, 5:8, 5:8] = True
+    result = measure_volume(_volume(tumor.shape, (1.0, 1.0, 1.0)), np.zeros_like(tumor), tumor)
+    assert np.array_equal(result.liver, tumor) and result.liver_volume_ml == pytest.approx(9 / 1000)
 
 
 def test_no_tumour_gives_no_stage_and_zero_burden():

@@ -111,3 +111,14 @@ def test_killed_worker_job_is_resumed_after_restart(tmp_path):
     assert '"slices": 24' in result
     # A further restart finds nothing to do: the job is not run twice.
     assert "0 job(s) run" in manage(env, "series_worker", "--once").stdout
+
+
+def test_labels_written_slice_by_slice_read_back_as_the_volume(settings, tmp_path):
+    import numpy as np
+    from django.core.files.storage import default_storage
+
+    settings.MEDIA_ROOT = tmp_path
+    labels = np.random.default_rng(0).integers(0, 3, (4, 5, 6), dtype=np.uint8)
+    path = series_services._save_npy("series/x/labels.npy", iter(labels), shape=labels.shape, dtype=np.uint8)
+    stored = np.load(default_storage.path(path), allow_pickle=False)
+    assert stored.dtype == np.uint8 and np.array_equal(stored, labels)
