@@ -71,8 +71,7 @@ class Command(BaseCommand):
             seg_bytes, _ = export_for(result.volume, labels)
             # The SR also names the backend that ran (the series page's "inference"), not printed here.
             instances = services.result_instances(volume=result.volume, record={**record, "inference": result.inference},
-                                                  ct=result.volume.hu,
-                                                  labels=labels, seg_bytes=seg_bytes)
+                                                  ct=result.volume.hu, labels=labels, seg_bytes=seg_bytes)
             try:
                 record["stored_sop_instance_uids"] = services.store(instances)
             except PacsError as exc:
