@@ -252,7 +252,8 @@ class SeriesVersion(models.Model):
 
 
 class PacsTransfer(models.Model):
-    """One retrieve from or send to the PACS for a series job; a failed send stays here to be retried.
+    """One retrieve from or send to the PACS for a series job, or one send of a single-slice analysis
+    (exactly one of `job` and `analysis` is set); a failed send stays here to be retried.
 
     `sop_instance_uids` are what the PACS confirmed storing (send) or what was fetched (retrieve)."""
 
@@ -265,7 +266,9 @@ class PacsTransfer(models.Model):
         DONE = "done", "done"
         FAILED = "failed", "failed"
 
-    job = models.ForeignKey(SeriesJob, on_delete=models.CASCADE, related_name="pacs_transfers")
+    job = models.ForeignKey(SeriesJob, null=True, blank=True, on_delete=models.CASCADE, related_name="pacs_transfers")
+    analysis = models.ForeignKey(Analysis, null=True, blank=True, on_delete=models.CASCADE,
+                                 related_name="pacs_transfers")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                              related_name="pacs_transfers")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -278,6 +281,11 @@ class PacsTransfer(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(
+            condition=models.Q(job__isnull=False, analysis__isnull=True) | models.Q(job__isnull=True,
+                                                                                 analysis__isnull=False),
+            name="pacs_transfer_job_or_analysis")]
 
     def __str__(self) -> str:
-        return f"series {self.job_id} {self.direction} {self.status}"
+        what = f"series {self.job_id}" if self.job_id else f"analysis {self.analysis_id}"
+        return f"{what} {self.direction} {self.status}"

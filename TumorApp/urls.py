@@ -49,9 +49,11 @@ urlpatterns = [
     path("pacs/", pacs_views.search, name="pacs-search"),
     path("pacs/retrieve/", pacs_views.retrieve, name="pacs-retrieve"),
     path("series/<int:pk>/send/", pacs_views.send, name="series-send"),
+    path("analyses/<int:pk>/send/", pacs_views.send_analysis, name="analysis-send"),
     path("api/pacs/series/", pacs_api.series_search, name="api-pacs-series"),
     path("api/pacs/retrieve/", pacs_api.retrieve, name="api-pacs-retrieve"),
     path("api/series/<int:pk>/send/", pacs_api.send, name="api-series-send"),
+    path("api/analyses/<int:pk>/send/", pacs_api.send_analysis, name="api-analysis-send"),
     # The original application's page names.
     path("index.html", RedirectView.as_view(pattern_name="home", permanent=True)),
     path("AdminLogin.html", RedirectView.as_view(pattern_name="login", permanent=True)),

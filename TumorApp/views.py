@@ -91,7 +91,15 @@ def _slice_inference() -> str:
 @login_required
 @require_GET
 def analysis_detail(request, pk: int):
-    return render(request, "analyses/result.html", _result_context(_viewed(request, pk)))
+    from .pacs import client as pacs_client
+    from .pacs import services as pacs_services
+
+    analysis = _viewed(request, pk)
+    context = _result_context(analysis)
+    # "Send to PACS" only where a PACS is configured and the upload was a DICOM slice.
+    context["pacs_send_offered"] = pacs_client.configured() and pacs_services.has_dicom_source(analysis)
+    context["pacs_send"] = pacs_services.last_send(analysis) if context["pacs_send_offered"] else None
+    return render(request, "analyses/result.html", context)
 
 
 @login_required

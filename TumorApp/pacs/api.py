@@ -1,4 +1,5 @@
-"""PACS JSON API: GET /api/pacs/series/?patient_id=..., POST /api/pacs/retrieve/, POST /api/series/<id>/send/.
+"""PACS JSON API: GET /api/pacs/series/?patient_id=..., POST /api/pacs/retrieve/, POST /api/series/<id>/send/,
+POST /api/analyses/<id>/send/.
 
 Errors as the rest of the API: `{"error", "status"}`; 503 when no PACS is configured, 502 when the
 PACS fails (unreachable, refuses, answers an error)."""
@@ -7,7 +8,7 @@ from __future__ import annotations
 from django.http import JsonResponse
 from django.urls import reverse
 
-from TumorApp import series_services
+from TumorApp import selectors, series_services
 from TumorApp.analysis.errors import InputError
 from TumorApp.api import allow, api_login_required, error
 from TumorApp.services import client_ip
@@ -77,3 +78,21 @@ def send(request, pk: int):
     if transfer.status != transfer.Status.DONE:
         return error(502, f"Sending to the PACS failed: {transfer.error}", send=transfer_payload(transfer))
     return JsonResponse({"id": job.pk, "send": transfer_payload(transfer)})
+
+
+@api_login_required
+@allow("POST")
+def send_analysis(request, pk: int):
+    """A single DICOM slice's results: as a series send; 400 for a PNG/JPEG upload (no DICOM source)."""
+    analysis = selectors.analyses_for(request.user).filter(pk=pk).first()
+    if analysis is None:
+        return error(404, "No such analysis.")
+    try:
+        transfer = services.send_analysis(analysis=analysis, user=request.user, ip=client_ip(request))
+    except PacsError as exc:
+        return _pacs_error(exc)
+    except InputError as exc:
+        return error(400, str(exc))
+    if transfer.status != transfer.Status.DONE:
+        return error(502, f"Sending to the PACS failed: {transfer.error}", send=transfer_payload(transfer))
+    return JsonResponse({"id": analysis.pk, "send": transfer_payload(transfer)})

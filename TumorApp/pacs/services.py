@@ -1,6 +1,7 @@
 """PACS work: search CT series (QIDO-RS), retrieve one into a queued series job (WADO-RS), and send a
-finished job's SEG, SR and key image back (STOW-RS).  Every retrieve and send is audited; a send is
-also kept as a `PacsTransfer` row, so a failed one is shown with a retry, never lost.
+finished job's, or a single DICOM slice's, SEG, SR and key image back (STOW-RS).  Every retrieve and
+send is audited; a send is also kept as a `PacsTransfer` row, so a failed one is shown with a retry,
+never lost.
 """
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pydicom
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import transaction
 
-from TumorApp import series_services
+from TumorApp import selectors, series_services
 from TumorApp.analysis.errors import InputError
-from TumorApp.models import AuditEvent, PacsTransfer, SeriesJob
+from TumorApp.models import Analysis, AuditEvent, PacsTransfer, SeriesJob
 from TumorApp.services import record_event
 
 from .client import CALL_ERRORS, PacsError, PacsNotConfigured, as_pacs_error, get_client
@@ -190,47 +193,147 @@ def store(instances: list[pydicom.Dataset]) -> dict:
     return {name: str(ds.SOPInstanceUID) for name, ds in zip(("seg", "sr", "key_image"), instances)}
 
 
+def _send(*, transfer: PacsTransfer, build, subject: str, user=None, ip: str | None = None,
+          analysis_id: int | None = None) -> PacsTransfer:
+    """The one send mechanism for series and slices: `build()` makes the instances (and may fill the
+    transfer's study/series UIDs), they are stored in one STOW-RS request, and the transfer row and its
+    audit event are written together, done or failed (why), so a failed send is shown and retried."""
+    try:
+        transfer.sop_instance_uids = store(build())
+        transfer.status = PacsTransfer.Status.DONE
+    except (PacsError, InputError) as exc:
+        transfer.status, transfer.error = PacsTransfer.Status.FAILED, str(exc)
+    except Exception as exc:  # a bug building the objects: recorded as a failed send, not a lost one
+        log.exception("%s: preparing the PACS objects failed", subject)
+        transfer.status = PacsTransfer.Status.FAILED
+        transfer.error = f"The results could not be prepared for the PACS ({type(exc).__name__}); please report this."
+    done = transfer.status == PacsTransfer.Status.DONE
+    with transaction.atomic():
+        transfer.save()
+        record_event(action=AuditEvent.Action.PACS_SEND if done else AuditEvent.Action.PACS_SEND_FAILED,
+                     user=user, ip=ip, analysis_id=analysis_id,
+                     detail=f"{subject}: " + (transfer.sop_instance_uids.get("sr", "") if done else transfer.error))
+    if not done:
+        log.warning("%s: sending to the PACS failed: %s", subject, transfer.error)
+    return transfer
+
+
+def _require_pacs() -> None:
+    if not settings.DICOMWEB_URL:  # nothing attempted, so nothing to record
+        raise PacsNotConfigured("No PACS is configured: set DICOMWEB_URL (see the README's PACS section).")
+
+
+def _sender(user):
+    return user if getattr(user, "is_authenticated", False) else None
+
+
 def send_results(*, job: SeriesJob, user=None, ip: str | None = None) -> PacsTransfer:
-    """Send a finished DICOM series' SEG, SR and key image; the returned row says done or failed (why).
+    """Send a finished DICOM series' SEG, SR and key image (its current version, corrected or the
+    network's); the returned row says done or failed (why).
 
     Raises `InputError` when the job cannot be sent at all (not done, or a NIfTI upload), and
     `PacsNotConfigured` without DICOMWEB_URL; neither is recorded as a send."""
     from TumorApp.analysis.volume import load_series
 
-    if not settings.DICOMWEB_URL:  # nothing attempted, so nothing to record
-        raise PacsNotConfigured("No PACS is configured: set DICOMWEB_URL (see the README's PACS section).")
+    _require_pacs()
     if job.status != SeriesJob.Status.DONE:
         raise InputError(f"The series is {job.status}; results can be sent once it is done.")
     if job.kind != "dicom":
         raise InputError("Only DICOM series can be sent to the PACS (a NIfTI upload has no DICOM study).")
     source = job.pacs_transfers.filter(direction__in=INCOMING).first()
-    transfer = PacsTransfer(job=job, user=user if getattr(user, "is_authenticated", False) else None,
-                            direction=PacsTransfer.Direction.SEND,
+    transfer = PacsTransfer(job=job, user=_sender(user), direction=PacsTransfer.Direction.SEND,
                             series_instance_uid=source.series_instance_uid if source else "")
-    try:
+
+    def build() -> list[pydicom.Dataset]:
         seg_bytes, _, _ = series_services.export_file(job)
         ct, labels = series_services.volume_arrays(job)
         volume = load_series(series_services.input_items(job))
         transfer.series_instance_uid = transfer.series_instance_uid or str(volume.datasets[0].SeriesInstanceUID)
         transfer.study_instance_uid = str(volume.datasets[0].get("StudyInstanceUID", ""))
-        instances = result_instances(volume=volume, record=job.result, ct=ct, labels=labels, seg_bytes=seg_bytes)
-        transfer.sop_instance_uids = store(instances)
-        transfer.status = PacsTransfer.Status.DONE
-    except (PacsError, InputError) as exc:
-        transfer.status, transfer.error = PacsTransfer.Status.FAILED, str(exc)
-    except Exception as exc:  # a bug building the objects: recorded as a failed send, not a lost one
-        log.exception("series %s: preparing the PACS objects failed", job.pk)
-        transfer.status = PacsTransfer.Status.FAILED
-        transfer.error = f"The results could not be prepared for the PACS ({type(exc).__name__}); please report this."
-    with transaction.atomic():
-        transfer.save()
-        done = transfer.status == PacsTransfer.Status.DONE
-        record_event(action=AuditEvent.Action.PACS_SEND if done else AuditEvent.Action.PACS_SEND_FAILED,
-                     user=user, ip=ip, detail=f"series {job.pk}: " + (transfer.sop_instance_uids.get("sr", "")
-                                                                       if done else transfer.error))
-    if not done:
-        log.warning("series %s: sending to the PACS failed: %s", job.pk, transfer.error)
-    return transfer
+        return result_instances(volume=volume, record=series_services.payload(job), ct=ct, labels=labels,
+                                seg_bytes=seg_bytes)
+
+    return _send(transfer=transfer, build=build, subject=f"series {job.pk}", user=user, ip=ip)
+
+
+# --- a single slice ----------------------------------------------------------------------------
+
+NOT_DICOM = ("Only an analysis of a DICOM slice can be sent to the PACS: a PNG or JPEG upload has no "
+             "DICOM study to file the results under.")
+
+
+def has_dicom_source(analysis: Analysis) -> bool:
+    """Whether the stored upload is a DICOM file (its preamble's DICM, or stored as .dcm): the page offers
+    the send only then.  Cheap: reads 132 bytes."""
+    name = analysis.upload.name or ""
+    if name.lower().endswith(".dcm"):
+        return True
+    try:
+        with default_storage.open(name, "rb") as f:
+            return f.read(132)[128:132] == b"DICM"
+    except (OSError, ValueError):
+        return False
+
+
+def slice_source(analysis: Analysis) -> pydicom.Dataset:
+    """The analysed DICOM slice's header, read through the same checks as an upload.  Raises
+    `InputError` for a PNG/JPEG upload, a multi-frame file, or a file without the UIDs a PACS files by."""
+    from TumorApp.analysis.loading import read_dicom
+
+    if not has_dicom_source(analysis):
+        raise InputError(NOT_DICOM)
+    try:
+        with default_storage.open(analysis.upload.name, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise InputError("The analysed file is no longer stored, so nothing can be sent.") from exc
+    ds, frames = read_dicom(raw, analysis.original_name)
+    if frames > 1:
+        raise InputError("The analysed file is a multi-frame DICOM; only single-frame slices can be sent.")
+    missing = [k for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+               if not str(ds.get(k, "") or "").strip()]
+    if missing:
+        raise InputError(f"The DICOM file has no {', '.join(missing)}, so the PACS cannot file results under it.")
+    return ds
+
+
+def slice_masks(analysis: Analysis, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(liver, tumour) bool masks of the analysis's current outline: the latest correction's, else the
+    network's (read back from its stored mask picture)."""
+    from TumorApp.analysis.correct import mask_from_png, masks_from_mask_image
+
+    latest = analysis.mask_versions.filter(number__gt=0).order_by("-number").first()
+    if latest is None:
+        return masks_from_mask_image(selectors.image_bytes(analysis, "mask") or b"")
+    with default_storage.open(latest.liver_mask, "rb") as f:
+        liver = mask_from_png(f.read(), shape, "liver")
+    with default_storage.open(latest.tumor_mask, "rb") as f:
+        tumor = mask_from_png(f.read(), shape, "tumor")
+    return liver, tumor
+
+
+def send_analysis(*, analysis: Analysis, user=None, ip: str | None = None) -> PacsTransfer:
+    """Send a single DICOM slice's SEG, SR and annotated key image (its latest corrected outline if any,
+    else the network's; the SR says who corrected it); the returned row says done or failed (why).
+
+    Raises `InputError` when the analysis cannot be sent at all (a PNG/JPEG upload: no DICOM source),
+    `PacsNotConfigured` without DICOMWEB_URL; neither is recorded as a send."""
+    from TumorApp.analysis.pacs_objects import slice_instances
+
+    _require_pacs()
+    ds = slice_source(analysis)
+    transfer = PacsTransfer(analysis=analysis, user=_sender(user), direction=PacsTransfer.Direction.SEND,
+                            study_instance_uid=str(ds.StudyInstanceUID), series_instance_uid=str(ds.SeriesInstanceUID))
+
+    def build() -> list[pydicom.Dataset]:
+        liver, tumor = slice_masks(analysis, (int(ds.Rows), int(ds.Columns)))
+        annotated = selectors.image_bytes(analysis, "annotated")
+        if annotated is None:
+            raise InputError("The analysis's annotated picture is no longer stored.")
+        return slice_instances(ds, liver, tumor, annotated, selectors.api_payload(analysis), analysis_id=analysis.pk)
+
+    return _send(transfer=transfer, build=build, subject=f"analysis {analysis.pk}", user=user, ip=ip,
+                 analysis_id=analysis.pk)
 
 
 def auto_send(job: SeriesJob) -> PacsTransfer | None:
@@ -244,5 +347,6 @@ def auto_send(job: SeriesJob) -> PacsTransfer | None:
     return send_results(job=job, user=job.owner)
 
 
-def last_send(job: SeriesJob) -> PacsTransfer | None:
-    return job.pacs_transfers.filter(direction=PacsTransfer.Direction.SEND).first()
+def last_send(subject: SeriesJob | Analysis) -> PacsTransfer | None:
+    """The latest send of a series job or a slice analysis (the page shows it, failed ones with a retry)."""
+    return subject.pacs_transfers.filter(direction=PacsTransfer.Direction.SEND).first()

@@ -9,7 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from TumorApp import series_services
+from TumorApp import selectors, series_services
 from TumorApp.analysis.errors import InputError
 from TumorApp.services import client_ip
 
@@ -57,13 +57,10 @@ def retrieve(request):
     return redirect("series", pk=job.pk)
 
 
-@login_required
-@require_POST
-def send(request, pk: int):
-    """The result page's "Send to PACS" (and "Retry") button."""
-    job = get_object_or_404(series_services.jobs_for(request.user), pk=pk)
+def _sent(request, send) -> None:
+    """Run one send (series or slice) and say how it went on the page it redirects to."""
     try:
-        transfer = services.send_results(job=job, user=request.user, ip=client_ip(request))
+        transfer = send()
     except (InputError, PacsError) as exc:
         messages.error(request, str(exc))
     else:
@@ -71,4 +68,21 @@ def send(request, pk: int):
             messages.success(request, "Sent to the PACS: segmentation, measurement report and key image.")
         else:
             messages.error(request, f"Sending to the PACS failed: {transfer.error} Nothing is lost: retry below.")
+
+
+@login_required
+@require_POST
+def send(request, pk: int):
+    """The series page's "Send to PACS" (and "Retry") button."""
+    job = get_object_or_404(series_services.jobs_for(request.user), pk=pk)
+    _sent(request, lambda: services.send_results(job=job, user=request.user, ip=client_ip(request)))
     return redirect("series", pk=job.pk)
+
+
+@login_required
+@require_POST
+def send_analysis(request, pk: int):
+    """The single-slice result page's "Send to PACS" (and "Retry") button."""
+    analysis = get_object_or_404(selectors.analyses_for(request.user), pk=pk)
+    _sent(request, lambda: services.send_analysis(analysis=analysis, user=request.user, ip=client_ip(request)))
+    return redirect("analysis", pk=analysis.pk)

@@ -9,16 +9,17 @@ import pydicom
 import pytest
 from dicomweb_client.api import DICOMwebClient
 from dicomweb_client.session_utils import create_session_from_user_pass
-from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from TumorApp import series_services
 from TumorApp.analysis import pacs_objects
+from TumorApp.series_corrections import correct_series
 from TumorApp.models import AuditEvent, PacsTransfer, SeriesJob
 from tests.analysis.conftest import IntensitySegmenter
 from tests.analysis.series_fixtures import dicom_series
 
 from .conftest import PASSWORD, USER, store_in_orthanc
+from .report_check import SERIES_NOT_FIGURES, check_group, login_names
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the worker's heartbeat thread has its own connection
 
@@ -41,11 +42,6 @@ def read_back(orthanc, study_uid: str, sop_uid: str) -> pydicom.Dataset:
     assert len(found) == 1, f"{sop_uid} is not in the PACS"
     series = pydicom.Dataset.from_json(found[0]).SeriesInstanceUID
     return client.retrieve_instance(study_uid, series, sop_uid)
-
-
-def measurement(group, name) -> float:
-    [found] = group.get_measurements(name=name)
-    return float(found.value)
 
 
 def test_search_retrieve_analyse_send_and_read_back(pacs_settings, orthanc, auth_client, user):
@@ -97,24 +93,11 @@ def test_search_retrieve_analyse_send_and_read_back(pacs_settings, orthanc, auth
     assert per_segment[1] * voxel_ml == pytest.approx(done["liver_volume_ml"], abs=0.01)
     assert per_segment[2] * voxel_ml == pytest.approx(done["tumor_volume_ml"], abs=0.01)
 
-    # The SR (TID 1500) carries every figure of the series JSON.
+    # The SR (TID 1500) carries every figure of the series JSON, key by key.
     sr = hd.sr.Comprehensive3DSR.from_dataset(read_back(orthanc, study, uids["sr"]))
+    check_series_report(sr, done, uids["seg"])
     assert sr.StudyInstanceUID == study and sr.PatientID == "PACS-RT-000001"
-    groups = sr.content.get_volumetric_roi_measurement_groups()
-    assert len(groups) == len(done["lesions"])
-    for n, (group, lesion) in enumerate(zip(groups, done["lesions"]), start=1):
-        assert group.tracking_identifier == f"Lesion {n}"
-        assert measurement(group, codes.SCT.Volume) == pytest.approx(lesion["volume_ml"])
-        assert measurement(group, codes.SCT.LongAxis) == pytest.approx(lesion["max_diameter_mm"])
-        [site] = group.finding_sites
-        assert site.value == pacs_objects.LOBES[lesion["side"]]
-        assert group.referenced_segment.referenced_sop_instance_uid == uids["seg"]
-    [liver_group] = sr.content.get_image_measurement_groups()
-    assert measurement(liver_group, codes.SCT.Volume) == pytest.approx(done["liver_volume_ml"])
-    assert measurement(liver_group, pacs_objects.TUMOR_VOLUME) == pytest.approx(done["tumor_volume_ml"])
-    assert measurement(liver_group, pacs_objects.TUMOR_BURDEN) == pytest.approx(done["tumor_burden_percent"])
-    [stage] = liver_group.get_qualitative_evaluations(name=pacs_objects.STAGE)
-    assert stage.value == pacs_objects.stage_concept(done["stage"])
+    assert login_names(sr) == []  # not corrected: the device is the only observer
     evidence = {ref.ReferencedSOPInstanceUID for study_ref in sr.CurrentRequestedProcedureEvidenceSequence
                 for series_ref in study_ref.ReferencedSeriesSequence for ref in series_ref.ReferencedSOPSequence}
     assert uids["seg"] in evidence and source_uids <= evidence  # the SEG and the whole source series
@@ -128,6 +111,33 @@ def test_search_retrieve_analyse_send_and_read_back(pacs_settings, orthanc, auth
     again = auth_client.post(f"/api/series/{job.pk}/send/").json()["send"]["sop_instance_uids"]
     assert again == uids and len(orthanc.get("/instances")) == before
     assert PacsTransfer.objects.filter(job=job, direction="send", status="done").count() == 2
+
+    # Corrected (the largest lesion removed): the send carries the corrected version, says by whom.
+    correct_series(job=job, user=user, remove_lesion=1)
+    corrected = auth_client.get(f"/api/series/{job.pk}/").json()
+    assert corrected["version"] == 1 and corrected["corrected_by"] == user.get_username()
+    uids = auth_client.post(f"/api/series/{job.pk}/send/").json()["send"]["sop_instance_uids"]
+    assert uids["sr"] != again["sr"]  # a new version is new instances
+    sr = hd.sr.Comprehensive3DSR.from_dataset(read_back(orthanc, study, uids["sr"]))
+    check_series_report(sr, corrected, uids["seg"])
+    assert login_names(sr) == [user.get_username()]
+    seg = hd.seg.Segmentation.from_dataset(read_back(orthanc, study, uids["seg"]))
+    assert seg.ContentDescription.startswith("Liver/tumour labels v1, corrected by")
+    assert {d.SegmentAlgorithmType for d in seg.SegmentSequence} == {"SEMIAUTOMATIC"}
+
+
+def check_series_report(sr, record: dict, seg_uid: str) -> None:
+    """Every key of the series JSON is in the SR with its value: lesions in volumetric groups that
+    reference the SEG's tumour segment, the rest in the liver group."""
+    groups = sr.content.get_volumetric_roi_measurement_groups()
+    assert len(groups) == len(record["lesions"])
+    for n, (group, lesion) in enumerate(zip(groups, record["lesions"]), start=1):
+        assert group.tracking_identifier == f"Lesion {n}"
+        assert group.referenced_segment.referenced_sop_instance_uid == seg_uid
+        check_group(group, lesion, figures=pacs_objects.SERIES_LESION_FIGURES)
+    [liver_group] = sr.content.get_image_measurement_groups()
+    check_group(liver_group, record, figures=pacs_objects.SERIES_FIGURES, flags=("inconclusive", "corrected"),
+                text_keys=pacs_objects.SERIES_TEXTS, not_figures=SERIES_NOT_FIGURES, nested=("lesions",))
 
 
 def test_a_non_ct_series_is_refused_with_nothing_stored(pacs_settings, orthanc, auth_client, media_root):

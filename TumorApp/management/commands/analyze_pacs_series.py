@@ -69,8 +69,9 @@ class Command(BaseCommand):
         if options["send"]:
             labels = result.label_volume()
             seg_bytes, _ = export_for(result.volume, labels)
-            instances = services.result_instances(volume=result.volume, record=record, ct=result.volume.hu,
-                                                  labels=labels, seg_bytes=seg_bytes)
+            # The SR also names the backend that ran (the series page's "inference"), not printed here.
+            instances = services.result_instances(volume=result.volume, record={**record, "inference": result.inference},
+                                                  ct=result.volume.hu, labels=labels, seg_bytes=seg_bytes)
             try:
                 record["stored_sop_instance_uids"] = services.store(instances)
             except PacsError as exc:
