@@ -13,11 +13,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "Tumor.settings")
 
 app = Celery("Tumor")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+app.autodiscover_tasks(["TumorApp.series"])  # TumorApp/series/tasks.py
 
 
 class SeriesSweep(bootsteps.StartStopStep):
-    """Runs TumorApp.tasks.sweep when the worker starts and then every SERIES_STALE_SECONDS, on the
+    """Runs TumorApp.series.tasks.sweep when the worker starts and then every SERIES_STALE_SECONDS, on the
     worker's own timer: recovery needs no extra process (no celery beat) and any number of workers
     may sweep, as a job sent twice still runs once."""
 
@@ -30,7 +30,7 @@ class SeriesSweep(bootsteps.StartStopStep):
     def start(self, worker):
         from django.conf import settings
 
-        from TumorApp.tasks import sweep_logged
+        from TumorApp.series.tasks import sweep_logged
 
         sweep_logged()
         self.tref = worker.timer.call_repeatedly(settings.SERIES_STALE_SECONDS, sweep_logged)

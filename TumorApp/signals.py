@@ -7,7 +7,8 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
-from . import series_services, services
+from .series import services as series_services
+from .analyses import services
 from .models import Analysis, AuditEvent, MaskVersion, SeriesJob
 
 

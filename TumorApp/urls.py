@@ -3,7 +3,9 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from . import api, correction_views, series_views, views
+from .analyses import api, views
+from .corrections import views as correction_views
+from .series import views as series_views
 from .pacs import api as pacs_api
 from .pacs import views as pacs_views
 

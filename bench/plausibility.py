@@ -23,9 +23,9 @@ from _common import REPO
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from TumorApp.analysis import plausibility  # noqa: E402
+from TumorApp.analysis.slice import plausibility  # noqa: E402
 from TumorApp.analysis.errors import InputError  # noqa: E402
-from TumorApp.analysis.loading import load  # noqa: E402
+from TumorApp.analysis.io.loading import load  # noqa: E402
 
 
 def png(array: np.ndarray) -> bytes:

@@ -76,7 +76,7 @@ class Counting:
 
 def backends(weights: Path, names=None) -> dict[str, object]:
     """Every inference backend of `runtime.py` (or those `names`) that starts here, by name (fallbacks left out)."""
-    from TumorApp.analysis.runtime import BACKENDS, Segmenter
+    from TumorApp.analysis.model.runtime import BACKENDS, Segmenter
 
     found = {}
     for name in names or BACKENDS:
@@ -97,8 +97,8 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def run_once(folder: Path, network, batch: int, skip: bool, crop: bool) -> tuple[dict[str, float], object]:
-    from TumorApp.analysis.export import export_for
-    from TumorApp.analysis.volume import load_series, measure_volume, segment_volume
+    from TumorApp.analysis.series.export import export_for
+    from TumorApp.analysis.series.volume import load_series, measure_volume, segment_volume
 
     times = {}
     t = time.perf_counter()
@@ -135,9 +135,9 @@ def main() -> None:
                              "pass weights trained with `--holdout ircadb-01` for held-out Dice)")
     args = parser.parse_args()
     from TumorApp.analysis.config import DEFAULT_WEIGHTS
-    from TumorApp.analysis.network import weights_metadata
-    from TumorApp.analysis.runtime import DEFAULT_BACKEND as DEFAULT
-    from TumorApp.analysis.runtime import inference_threads
+    from TumorApp.analysis.model.network import weights_metadata
+    from TumorApp.analysis.model.runtime import DEFAULT_BACKEND as DEFAULT
+    from TumorApp.analysis.model.runtime import inference_threads
 
     print(f"machine: {machine()}, {inference_threads()} inference threads")
     with tempfile.TemporaryDirectory() as tmp:

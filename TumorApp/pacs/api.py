@@ -7,10 +7,10 @@ from __future__ import annotations
 from django.http import JsonResponse
 from django.urls import reverse
 
-from TumorApp import series_services
+from TumorApp.series import services as series_services
 from TumorApp.analysis.errors import InputError
-from TumorApp.api import allow, api_login_required, error
-from TumorApp.services import client_ip
+from TumorApp.analyses.api import allow, api_login_required, error
+from TumorApp.analyses.services import client_ip
 
 from . import services
 from .client import PacsError, PacsNotConfigured

@@ -14,10 +14,10 @@ import pydicom
 from django.conf import settings
 from django.db import transaction
 
-from TumorApp import series_services
+from TumorApp.series import services as series_services
 from TumorApp.analysis.errors import InputError
 from TumorApp.models import AuditEvent, PacsTransfer, SeriesJob
-from TumorApp.services import record_event
+from TumorApp.analyses.services import record_event
 
 from .client import CALL_ERRORS, PacsError, PacsNotConfigured, as_pacs_error, get_client
 
@@ -86,7 +86,7 @@ def study_of(series_uid: str) -> str:
 def retrieve_series(*, series_uid: str, into: Path, study_uid: str = "") -> list[Path]:
     """Stream the series' instances (WADO-RS) into files in `into`, one at a time, within the series
     upload limits (slices and bytes); returns the files.  Raises `PacsError` or `InputError`."""
-    from TumorApp.analysis.series_input import MAX_SERIES_BYTES, MAX_SLICES
+    from TumorApp.analysis.io.series_input import MAX_SERIES_BYTES, MAX_SLICES
 
     byte_limit = min(MAX_SERIES_BYTES, settings.MAX_SERIES_UPLOAD_BYTES)
     study_uid = study_uid or study_of(series_uid)
@@ -167,7 +167,7 @@ def result_instances(*, volume, record: dict, ct, labels, seg_bytes: bytes) -> l
     """[SEG, SR, key image] for one analysed series (the SEG as the export makes it)."""
     import highdicom as hd
 
-    from TumorApp.analysis.pacs_objects import key_image, structured_report
+    from TumorApp.analysis.series.pacs_objects import key_image, structured_report
 
     seg = hd.seg.segread(io.BytesIO(seg_bytes))
     return [seg, structured_report(volume, record, seg), key_image(volume, record, ct, labels, str(seg.SOPInstanceUID))]
@@ -195,7 +195,7 @@ def send_results(*, job: SeriesJob, user=None, ip: str | None = None) -> PacsTra
 
     Raises `InputError` when the job cannot be sent at all (not done, or a NIfTI upload), and
     `PacsNotConfigured` without DICOMWEB_URL; neither is recorded as a send."""
-    from TumorApp.analysis.volume import load_series
+    from TumorApp.analysis.series.volume import load_series
 
     if not settings.DICOMWEB_URL:  # nothing attempted, so nothing to record
         raise PacsNotConfigured("No PACS is configured: set DICOMWEB_URL (see the README's PACS section).")

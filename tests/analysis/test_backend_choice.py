@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from TumorApp.analysis import backend_choice, runtime
-from TumorApp.analysis.backend_choice import Figures, choose
+from TumorApp.analysis.model import backend_choice, runtime
+from TumorApp.analysis.model.backend_choice import Figures, choose
 
 
 def figures(ms: float, per_s: float, *, liver=1.0, tumor=1.0, stages=0) -> Figures:

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from TumorApp.analysis.config import CONTRACT
-from TumorApp.analysis.confidence import RING_MM, assess, lesion_confidence
-from TumorApp.analysis.pipeline import analyze, analyze_many
-from TumorApp.analysis.postprocess import clean, dilate_mm
-from TumorApp.analysis.segment import Segmentation
-from TumorApp.analysis.staging import INCONCLUSIVE
+from TumorApp.analysis.slice.confidence import RING_MM, assess, lesion_confidence
+from TumorApp.analysis.slice.pipeline import analyze, analyze_many
+from TumorApp.analysis.slice.postprocess import clean, dilate_mm
+from TumorApp.analysis.slice.segment import Segmentation
+from TumorApp.analysis.slice.staging import INCONCLUSIVE
 
 from .conftest import (DICOM_66, FREE_105, JPEG_103, PNG16_57, SEED_440, EmptySegmenter,
                        GroundTruthSegmenter, IntensitySegmenter, read_label)

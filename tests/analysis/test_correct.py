@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from TumorApp.analysis import correct
+from TumorApp.analysis.slice import correct
 from TumorApp.analysis.errors import InputError
-from TumorApp.analysis.loading import load
-from TumorApp.analysis.measure import measure_lesions
-from TumorApp.analysis.postprocess import lesion_labels
-from TumorApp.analysis.staging import stage
+from TumorApp.analysis.io.loading import load
+from TumorApp.analysis.slice.measure import measure_lesions
+from TumorApp.analysis.slice.postprocess import lesion_labels
+from TumorApp.analysis.slice.staging import stage
 
 from .conftest import DICOM_66, read_label
 
@@ -100,7 +100,7 @@ def test_mask_png_rules(ct):
 
 
 def test_masks_round_trip_through_the_rendered_mask_picture(truth):
-    from TumorApp.analysis import render
+    from TumorApp.analysis.slice import render
 
     liver, tumor = truth >= 1, truth == 2
     liver2, tumor2 = correct.masks_from_mask_image(render.png(render.mask_image(liver, tumor)))

@@ -11,8 +11,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from TumorApp.analysis.export import dicom_seg, export_for, nifti_labels
-from TumorApp.analysis.volume import load_series, measure_volume
+from TumorApp.analysis.series.export import dicom_seg, export_for, nifti_labels
+from TumorApp.analysis.series.volume import load_series, measure_volume
 
 from .series_fixtures import dicom_series
 

@@ -4,7 +4,9 @@ import json
 import cv2
 import numpy as np
 
-from TumorApp.analysis import labels, render, slice_view
+from TumorApp.analysis import labels
+from TumorApp.analysis.slice import render
+from TumorApp.analysis.series import slice_view
 
 
 def test_pictures_and_the_slice_viewer_draw_the_registry_colours():

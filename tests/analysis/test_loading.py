@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from TumorApp.analysis.errors import InputError
-from TumorApp.analysis.loading import MAX_PIXELS, load
+from TumorApp.analysis.io.loading import MAX_PIXELS, load
 
 from .conftest import DICOM_66, FREE_105, JPEG_103, PNG16_57, SEED_440, read_label
 

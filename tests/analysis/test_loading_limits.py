@@ -11,7 +11,7 @@ from PIL import Image
 from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEG2000Lossless, RLELossless
 
 from TumorApp.analysis.errors import InputError
-from TumorApp.analysis.loading import MAX_ASPECT, MAX_SIDE, codestream_size, load
+from TumorApp.analysis.io.loading import MAX_ASPECT, MAX_SIDE, codestream_size, load
 
 from .conftest import DICOM_66
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from skimage.measure import regionprops
 
-from TumorApp.analysis.measure import measure_lesions
-from TumorApp.analysis.postprocess import lesion_labels
+from TumorApp.analysis.slice.measure import measure_lesions
+from TumorApp.analysis.slice.postprocess import lesion_labels
 
 from .conftest import read_label, seed_label
 

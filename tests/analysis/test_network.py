@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from TumorApp.analysis.config import DEFAULT_WEIGHTS
-from TumorApp.analysis.loading import load
-from TumorApp.analysis.preprocess import network_unit, to_network_input
+from TumorApp.analysis.io.loading import load
+from TumorApp.analysis.slice.preprocess import network_unit, to_network_input
 
 from .conftest import DICOM_66, SEED_440
 
@@ -29,7 +29,7 @@ def batch() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def keras_output(batch) -> np.ndarray:
-    from TumorApp.analysis.network import build_unet, load_weights
+    from TumorApp.analysis.model.network import build_unet, load_weights
 
     model = build_unet()
     load_weights(model, DEFAULT_WEIGHTS)
@@ -37,7 +37,7 @@ def keras_output(batch) -> np.ndarray:
 
 
 def test_onnx_path_matches_keras_on_real_slices(batch, keras_output):
-    from TumorApp.analysis.runtime import Segmenter
+    from TumorApp.analysis.model.runtime import Segmenter
 
     segmenter = Segmenter(DEFAULT_WEIGHTS, backend="onnx")
     assert segmenter.backend == "onnx"
@@ -49,7 +49,7 @@ def test_onnx_path_matches_keras_on_real_slices(batch, keras_output):
 
 
 def test_default_is_fp32_and_the_int8_path_stays_close_to_keras(batch, keras_output, monkeypatch):
-    from TumorApp.analysis.runtime import Segmenter
+    from TumorApp.analysis.model.runtime import Segmenter
 
     monkeypatch.delenv("INFERENCE_BACKEND", raising=False)
     assert Segmenter(DEFAULT_WEIGHTS).backend == "onnx"  # what the cross-validation measured
@@ -66,14 +66,14 @@ def test_default_is_fp32_and_the_int8_path_stays_close_to_keras(batch, keras_out
 
 
 def test_tf_function_fallback_matches_keras(batch, keras_output):
-    from TumorApp.analysis.runtime import Segmenter
+    from TumorApp.analysis.model.runtime import Segmenter
 
     out = Segmenter(DEFAULT_WEIGHTS, backend="tf").predict(batch[..., None])
     assert np.abs(out - keras_output).max() < 1e-4
 
 
 def test_predict_from_several_threads_gives_the_same_answers(batch):
-    from TumorApp.analysis.runtime import get_segmenter
+    from TumorApp.analysis.model.runtime import get_segmenter
 
     segmenter = get_segmenter()
     expected = [segmenter.predict(batch[i:i + 1]) for i in range(2)]
@@ -96,13 +96,13 @@ def test_predict_from_several_threads_gives_the_same_answers(batch):
 
 
 def test_segmenter_is_built_once_per_process():
-    from TumorApp.analysis.runtime import get_segmenter
+    from TumorApp.analysis.model.runtime import get_segmenter
 
     assert get_segmenter() is get_segmenter()
 
 
 def test_export_is_cached_by_weights_hash(tmp_path, monkeypatch):
-    from TumorApp.analysis import graphs
+    from TumorApp.analysis.model import graphs
 
     monkeypatch.setenv("ONNX_CACHE_DIR", str(tmp_path))
     path = graphs.onnx_path_for(DEFAULT_WEIGHTS)
@@ -113,7 +113,7 @@ def test_export_is_cached_by_weights_hash(tmp_path, monkeypatch):
 
 
 def test_concurrent_first_calls_share_one_segmenter(monkeypatch):
-    from TumorApp.analysis import runtime
+    from TumorApp.analysis.model import runtime
 
     built = []
 
@@ -140,7 +140,7 @@ def test_architecture_and_weights_io_import_no_runtime_code():
     from .conftest import REPO
 
     def imports(module: str) -> set[str]:
-        tree = ast.parse((REPO / "TumorApp" / "analysis" / f"{module}.py").read_text())
+        tree = ast.parse((REPO / "TumorApp" / "analysis" / "model" / f"{module}.py").read_text())
         return {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1}
 
     assert imports("network") & {"graphs", "quantize", "runtime"} == set()
@@ -152,7 +152,7 @@ def test_architecture_and_weights_io_import_no_runtime_code():
 @pytest.mark.parametrize("backend", ["openvino", "openvino-int8"])
 def test_openvino_backends_match_their_onnx_runtime_graph(batch, backend):
     pytest.importorskip("openvino")
-    from TumorApp.analysis.runtime import Segmenter
+    from TumorApp.analysis.model.runtime import Segmenter
 
     ov = Segmenter(DEFAULT_WEIGHTS, backend=backend)
     assert ov.backend == backend
@@ -167,7 +167,7 @@ def test_openvino_backends_match_their_onnx_runtime_graph(batch, backend):
 
 
 def test_one_segmenter_per_weights_and_backend():
-    from TumorApp.analysis.runtime import get_segmenter
+    from TumorApp.analysis.model.runtime import get_segmenter
 
     fp32, int8 = get_segmenter(backend="onnx"), get_segmenter(backend="onnx-int8")
     assert fp32 is not int8 and (fp32.backend, int8.backend) == ("onnx", "onnx-int8")
@@ -175,8 +175,8 @@ def test_one_segmenter_per_weights_and_backend():
 
 
 def test_series_default_to_the_int8_graph_and_slices_to_fp32(monkeypatch):
-    from TumorApp.analysis import runtime
-    from TumorApp.analysis.volume import analyze_series
+    from TumorApp.analysis.model import runtime
+    from TumorApp.analysis.series.volume import analyze_series
 
     from .series_fixtures import dicom_series
 

@@ -7,7 +7,7 @@ import pytest
 
 from TumorApp.analysis.config import CONTRACT
 from TumorApp.analysis.errors import InputError
-from TumorApp.analysis.pipeline import AnalysisResult, analyze, analyze_many
+from TumorApp.analysis.slice.pipeline import AnalysisResult, analyze, analyze_many
 
 from .conftest import (DICOM_66, FREE_105, JPEG_103, PNG16_57, SEED_440, EmptySegmenter,
                        GroundTruthSegmenter, IntensitySegmenter, dice, read_label, seed_label)
@@ -192,7 +192,8 @@ def test_the_analysis_package_does_not_import_django():
 
     from .conftest import REPO
 
-    code = ("import sys, TumorApp.analysis.pipeline, TumorApp.analysis.runtime, TumorApp.analysis.graphs; "
+    code = ("import sys, TumorApp.analysis.slice.pipeline, TumorApp.analysis.model.runtime, "
+            "TumorApp.analysis.model.graphs; "
             "sys.exit(any(m == 'django' or m.startswith('django.') for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=120).returncode == 0
 

@@ -9,10 +9,10 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from TumorApp.analysis import plausibility
+from TumorApp.analysis.slice import plausibility
 from TumorApp.analysis.errors import InputError
-from TumorApp.analysis.loading import load
-from TumorApp.analysis.pipeline import analyze
+from TumorApp.analysis.io.loading import load
+from TumorApp.analysis.slice.pipeline import analyze
 
 from .conftest import DICOM_66, FIXTURES, FREE_105, JPEG_103, PNG16_57, SEED_440, EmptySegmenter
 
@@ -123,7 +123,7 @@ def test_warnings_reach_the_result_and_its_json():
 
 def test_analyze_many_gives_the_refusal_per_file_and_analyses_the_rest():
     noise = encode(np.random.default_rng(4).integers(0, 256, (256, 256), dtype=np.uint8))
-    from TumorApp.analysis.pipeline import analyze_many
+    from TumorApp.analysis.slice.pipeline import analyze_many
 
     first, second = analyze_many([noise, DICOM_66.read_bytes()], segmenter=EmptySegmenter())
     assert isinstance(first, InputError) and "noise" in str(first)

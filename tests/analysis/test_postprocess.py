@@ -6,7 +6,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from TumorApp.analysis.config import CONTRACT
-from TumorApp.analysis.postprocess import clean, dilate_mm, fill_holes, mm2_to_px
+from TumorApp.analysis.slice.postprocess import clean, dilate_mm, fill_holes, mm2_to_px
 
 SPACING = (0.57, 0.57)
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from TumorApp.analysis.config import CONTRACT
-from TumorApp.analysis.loading import load
-from TumorApp.analysis.preprocess import (DISPLAY_WINDOW, display_to_network, display_to_unit,
-                                          from_network_output, network_unit, to_network_input, to_uint8,
-                                          to_unit, window_hu)
+from TumorApp.analysis.io.loading import load
+from TumorApp.analysis.slice.preprocess import (DISPLAY_WINDOW, display_to_network, display_to_unit,
+                                                from_network_output, network_unit, to_network_input, to_uint8, to_unit,
+                                                window_hu)
 
 from .conftest import DICOM_66, SEED_440
 

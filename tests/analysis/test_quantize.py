@@ -13,11 +13,11 @@ import json
 import numpy as np
 import pytest
 
-from TumorApp.analysis import quantize
-from TumorApp.analysis.network import metadata_path
+from TumorApp.analysis.model import quantize
+from TumorApp.analysis.model.network import metadata_path
 from TumorApp.analysis.config import DEFAULT_WEIGHTS, REPO_ROOT
-from TumorApp.analysis.loading import load
-from TumorApp.analysis.preprocess import network_unit, to_network_input
+from TumorApp.analysis.io.loading import load
+from TumorApp.analysis.slice.preprocess import network_unit, to_network_input
 
 from .conftest import DICOM_66, FIXTURES, FREE_105, JPEG_103, PNG16_57, SEED_440, dice
 
@@ -130,7 +130,7 @@ def test_int8_graph_is_keyed_by_fp32_graph_calibration_and_version(tmp_path, mon
 
 @pytest.fixture(scope="module")
 def segmenters():
-    from TumorApp.analysis.runtime import Segmenter
+    from TumorApp.analysis.model.runtime import Segmenter
 
     int8 = Segmenter(DEFAULT_WEIGHTS, backend="onnx-int8")
     assert int8.backend == "onnx-int8", "the int8 graph could not be built (see the log)"
@@ -171,7 +171,7 @@ def test_int8_outputs_stay_close_to_fp32_on_real_slices(segmenters, fixture_inpu
 @needs_weights
 @pytest.mark.parametrize("path", SLICES, ids=lambda p: p.name)
 def test_int8_analysis_agrees_with_fp32(segmenters, path):
-    from TumorApp.analysis.pipeline import analyze
+    from TumorApp.analysis.slice.pipeline import analyze
 
     fp32, int8 = segmenters
     want = analyze(path, segmenter=fp32, render_images=False)
@@ -213,7 +213,7 @@ def test_a_graph_far_from_fp32_is_refused(tmp_path, segmenters, fixture_inputs):
 
 @needs_weights
 def test_int8_falls_back_to_fp32_then_tf(monkeypatch):
-    from TumorApp.analysis import runtime
+    from TumorApp.analysis.model import runtime
 
     def fail(*args, **kwargs):
         raise RuntimeError("no int8 graph")
@@ -231,7 +231,7 @@ def test_int8_falls_back_to_fp32_then_tf(monkeypatch):
 
 @needs_weights
 def test_unknown_backend_is_refused():
-    from TumorApp.analysis.runtime import Segmenter
+    from TumorApp.analysis.model.runtime import Segmenter
 
     with pytest.raises(ValueError, match="onnx-int8"):
         Segmenter(DEFAULT_WEIGHTS, backend="int4")

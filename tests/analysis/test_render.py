@@ -4,9 +4,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from TumorApp.analysis import render
-from TumorApp.analysis.measure import measure_lesions
-from TumorApp.analysis.postprocess import lesion_labels
+from TumorApp.analysis.slice import render
+from TumorApp.analysis.slice.measure import measure_lesions
+from TumorApp.analysis.slice.postprocess import lesion_labels
 
 SPACING = (0.57, 0.57)
 

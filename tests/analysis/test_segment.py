@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from TumorApp.analysis.config import CONTRACT
-from TumorApp.analysis.loading import load
-from TumorApp.analysis.preprocess import network_unit
-from TumorApp.analysis.segment import segment, segment_many
+from TumorApp.analysis.io.loading import load
+from TumorApp.analysis.slice.preprocess import network_unit
+from TumorApp.analysis.slice.segment import segment, segment_many
 
 from .conftest import (DICOM_66, SEED_440, EmptySegmenter, GroundTruthSegmenter, IntensitySegmenter,
                        dice, seed_label)

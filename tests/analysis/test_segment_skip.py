@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from TumorApp.analysis.config import CONTRACT
-from TumorApp.analysis.loading import load
-from TumorApp.analysis.preprocess import to_unit
-from TumorApp.analysis.segment import SKIP_TUMOUR_FREE_CROPS, segment, segment_many
+from TumorApp.analysis.io.loading import load
+from TumorApp.analysis.slice.preprocess import to_unit
+from TumorApp.analysis.slice.segment import SKIP_TUMOUR_FREE_CROPS, segment, segment_many
 
 from .conftest import DICOM_66, IntensitySegmenter
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from TumorApp.analysis.errors import InputError
-from TumorApp.analysis.export import dicom_seg, nifti_labels
-from TumorApp.analysis.series_correct import (labels_from_nifti, labels_from_seg, labels_from_upload,
-                                              labels_to_nifti, recompute_series, remove_lesion, series_affine)
-from TumorApp.analysis.volume import load_series, measure_volume
+from TumorApp.analysis.series.export import dicom_seg, nifti_labels
+from TumorApp.analysis.series.correct import (labels_from_nifti, labels_from_seg, labels_from_upload, labels_to_nifti,
+                                              recompute_series, remove_lesion, series_affine)
+from TumorApp.analysis.series.volume import load_series, measure_volume
 
 from .series_fixtures import dicom_series
 
@@ -126,7 +126,7 @@ def test_nifti_series_labels_use_the_uploads_own_affine():
 
 
 def test_interpolation_grows_a_lesion_between_two_outlined_slices():
-    from TumorApp.analysis.series_correct import interpolate
+    from TumorApp.analysis.series.correct import interpolate
 
     labels = np.zeros((5, 64, 64), np.uint8)
     labels[:, 10:54, 10:54] = 1

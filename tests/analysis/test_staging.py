@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from TumorApp.analysis.config import CONTRACT
-from TumorApp.analysis.measure import Lesion
-from TumorApp.analysis.staging import NO_TUMOR, STAGE_NOTE, affected_percent, stage, stage_for_diameter
+from TumorApp.analysis.slice.measure import Lesion
+from TumorApp.analysis.slice.staging import NO_TUMOR, STAGE_NOTE, affected_percent, stage, stage_for_diameter
 
 
 def lesion(diameter: float) -> Lesion:

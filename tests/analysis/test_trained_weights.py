@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from TumorApp.analysis.config import DEFAULT_WEIGHTS, REPO_ROOT
-from TumorApp.analysis.network import weights_metadata
-from TumorApp.analysis.pipeline import analyze
+from TumorApp.analysis.model.network import weights_metadata
+from TumorApp.analysis.slice.pipeline import analyze
 from TumorApp.training.dataset import PATIENTS
 from TumorApp.training.evaluate import TrainedOnHoldout, check_held_out
 from TumorApp.training.metrics import dice
@@ -83,7 +83,7 @@ def test_png_export_agrees_with_the_dicom():
     # The same slice 66 as a W400/L40 PNG: same liver within a few percent of area.
     import pydicom
 
-    from TumorApp.analysis.preprocess import DISPLAY_WINDOW, to_uint8, window_hu
+    from TumorApp.analysis.slice.preprocess import DISPLAY_WINDOW, to_uint8, window_hu
 
     ds = pydicom.dcmread(FIXTURES / "analysis_ircadb01_066.dcm")
     hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)

@@ -11,9 +11,9 @@ import pydicom
 import pytest
 
 from TumorApp.analysis.config import CONTRACT
-from TumorApp.analysis import volume as vol_mod
+from TumorApp.analysis.series import volume as vol_mod
 from TumorApp.analysis.errors import InputError
-from TumorApp.analysis.volume import SeriesVolume, analyze_series, load_series, measure_volume
+from TumorApp.analysis.series.volume import SeriesVolume, analyze_series, load_series, measure_volume
 
 from .series_fixtures import SLICE_66, SLICE_84, dicom_series
 
@@ -282,7 +282,7 @@ def test_voxel_budget_is_refused_from_headers_before_any_pixel_is_decoded(monkey
 
 
 def test_file_count_is_refused_before_reading(monkeypatch):
-    from TumorApp.analysis import series_input
+    from TumorApp.analysis.io import series_input
 
     monkeypatch.setattr(series_input, "MAX_FILES", 3)
     with pytest.raises(InputError, match="at most 3"):
@@ -337,8 +337,8 @@ def _ct_nifti(axes: tuple[int, int, int], flips: tuple[bool, bool, bool]) -> tup
 def test_nifti_check_samples_match_the_loaded_volume(axes, flips):
     import gzip
 
-    from TumorApp.analysis import nifti
-    from TumorApp.analysis.series_input import open_files
+    from TumorApp.analysis.io import nifti
+    from TumorApp.analysis.io.series_input import open_files
 
     blob, hu = _ct_nifti(axes, flips)
     items = [("ct.nii.gz", gzip.compress(blob))]

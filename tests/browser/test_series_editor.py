@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from TumorApp import series_services
+from TumorApp.series import services as series_services
 from TumorApp.models import SeriesJob
 from tests.analysis.series_fixtures import dicom_series
 from tests.web.test_series import files

@@ -10,7 +10,7 @@ from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
 from TumorApp.models import Analysis, AuditEvent, MaskVersion
-from TumorApp.services import remove_orphan_files
+from TumorApp.analyses.services import remove_orphan_files
 
 from .helpers import DICOM, PNG_TUMOR, RESULT_KEYS, make_analysis, stored_files
 
@@ -184,7 +184,7 @@ def test_delete_and_clean_media_handle_version_files(auth_client, dicom_analysis
 
 
 def test_a_correction_that_draws_the_liver_drops_the_networks_no_liver_note(auth_client, user, monkeypatch):
-    from TumorApp.analysis import pipeline
+    from TumorApp.analysis.slice import pipeline
 
     from .test_unsure import SeesNoLiver
 

@@ -14,7 +14,7 @@ from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
 from TumorApp.models import AuditEvent, MaskVersion
-from TumorApp.tokens import create_token
+from TumorApp.accounts.tokens import create_token
 
 from .helpers import DICOM, FIXTURES, PNG_TUMOR, make_analysis, stored_files
 from .test_corrections import model_masks, png, put, url

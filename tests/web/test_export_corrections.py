@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from TumorApp import selectors, services
-from TumorApp.analysis.loading import load
+from TumorApp.analyses import selectors, services
+from TumorApp.analysis.io.loading import load
 from TumorApp.training.corrections import read_corrections
 
 from .helpers import DICOM, FIXTURES, PNG_PLAIN, PNG_TUMOR, make_analysis

@@ -12,7 +12,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from TumorApp import series_services
+from TumorApp.series import services as series_services
 from TumorApp.models import SeriesJob
 from tests.analysis.series_fixtures import dicom_series
 

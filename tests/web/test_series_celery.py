@@ -21,7 +21,7 @@ from celery.signals import task_postrun
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from TumorApp import series_services
+from TumorApp.series import services as series_services
 from TumorApp.models import SeriesJob
 from tests.analysis.series_fixtures import dicom_series
 
@@ -161,7 +161,7 @@ def test_api_upload_runs_in_celery_with_the_database_workers_result(auth_client,
 
 
 def test_a_message_delivered_twice_runs_the_job_once(user, redis):
-    from TumorApp.tasks import run_series_job
+    from TumorApp.series.tasks import run_series_job
 
     job = series_services.submit_series(user=user, uploads=files(dicom_series(2)))  # the first message
     run_series_job.delay(job.pk)  # the same message again, as a broker redelivers it
@@ -197,7 +197,7 @@ def test_jobs_left_without_a_message_run_when_a_worker_starts(auth_client, user,
 
 def test_done_failed_and_live_jobs_are_skipped_a_dead_workers_job_is_run(user, settings):
     """The task itself, called directly (no broker needed): it skips what it must not run."""
-    from TumorApp.tasks import run_series_job
+    from TumorApp.series.tasks import run_series_job
 
     settings.SERIES_QUEUE = "database"  # submit without sending
     done, failed, live, dead = (series_services.submit_series(user=user, uploads=files(dicom_series(2)))

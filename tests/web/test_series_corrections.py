@@ -19,7 +19,7 @@ from django.core.files.storage import default_storage
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from scipy import ndimage as ndi
 
-from TumorApp import series_services
+from TumorApp.series import services as series_services
 from TumorApp.models import AuditEvent, SeriesJob, SeriesVersion
 from tests.analysis.series_fixtures import FIXTURES, SLICE_66, dicom_series
 
@@ -124,8 +124,8 @@ def test_another_users_series_is_404_and_an_unfinished_one_409(auth_client, othe
 
 
 def test_a_dicom_seg_referencing_the_series_is_accepted(auth_client, job, truth):
-    from TumorApp.analysis.export import dicom_seg
-    from TumorApp.analysis.volume import load_series
+    from TumorApp.analysis.series.export import dicom_seg
+    from TumorApp.analysis.series.volume import load_series
 
     seg = dicom_seg(load_series(series_services.input_items(job)), truth)
     response = put_labels(auth_client, job.pk, seg, "seg.dcm")
@@ -165,7 +165,7 @@ def test_exports_carry_their_version_and_default_to_the_latest(auth_client, job,
 
 
 def load_headers(job):
-    from TumorApp.analysis.volume import load_series
+    from TumorApp.analysis.series.volume import load_series
 
     return load_series(series_services.input_items(job)).datasets
 

@@ -7,8 +7,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from TumorApp import series_services, tokens
-from TumorApp.analysis import volume
+from TumorApp.series import services as series_services
+from TumorApp.accounts import tokens
+from TumorApp.analysis.series import volume
 from TumorApp.models import AuditEvent, SeriesJob
 from tests.analysis.series_fixtures import dicom_series
 

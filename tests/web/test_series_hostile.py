@@ -119,7 +119,7 @@ CHECK_ALL = (
     "sys.path.insert(0, sys.argv[2])\n"
     "from make_series_hostile import CASES\n"
     "from TumorApp.analysis.errors import InputError\n"
-    "from TumorApp.analysis.volume import check_series\n"
+    "from TumorApp.analysis.series.volume import check_series\n"
     "def hwm():\n"
     # VmHWM, not ru_maxrss: the latter keeps the forking parent's size across exec.
     "    return int([l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]) // 1024\n"
