@@ -1,6 +1,6 @@
 """Series jobs: submit an upload (validate, store, queue), the worker's claim/run/recover cycle,
 and the reads the pages and the API share.  The database is the queue: no broker to run.  With
-SERIES_QUEUE=celery a Celery message also says "job N is queued" (TumorApp/tasks.py); the worker
+SERIES_QUEUE=celery a Celery message also says "job N is queued" (series/tasks.py); the worker
 that gets it claims and runs the job through the same functions, so the row stays the truth.
 
 Guarantees (tests/web/test_series_worker.py):
@@ -31,6 +31,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import close_old_connections, connection, transaction
 from django.db.models import F
+from django.dispatch import Signal
 from django.utils import timezone
 
 from TumorApp.analysis.errors import InputError
@@ -41,6 +42,9 @@ from ..analyses.services import clean_filename, record_event
 log = logging.getLogger("TumorApp.series")
 
 HEARTBEAT_SECONDS = 5.0
+# Sent by the worker once a job's result is stored (job=): features that follow a series, like the
+# PACS's auto-send, listen here rather than being called from this module.
+series_done = Signal()
 
 
 def stale_after() -> timedelta:
@@ -89,13 +93,14 @@ def submit_series(*, user, uploads, ip: str | None = None) -> SeriesJob:
 
 def _send(job_id: int) -> None:
     """Hand a committed job to Celery.  A broker that is down leaves the job queued: the upload has
-    succeeded, and the Celery workers' sweep (TumorApp/tasks.py) sends it once they can."""
+    succeeded, and the Celery workers' sweep (series/tasks.py) sends it once they can."""
     from kombu.exceptions import OperationalError
 
-    from TumorApp.series.tasks import run_series_job
+    from Tumor.celery import app
 
     try:
-        run_series_job.delay(job_id)
+        # By name: the task module imports this one, and the web process needs only the app to send.
+        app.send_task("TumorApp.run_series_job", args=[job_id])
     except OperationalError as exc:
         log.warning("series job %s: the Celery broker is unreachable (%s); left queued for the workers' sweep",
                     job_id, exc)
@@ -285,10 +290,8 @@ def run_job(job: SeriesJob, worker: str, *, segmenter=None, batch_size: int = 8)
         done = _mine(job, worker).update(status=SeriesJob.Status.DONE, result=record, files=files,
                                          spacing_mm=[float(v) for v in result.volume.spacing_mm],
                                          progress_done=result.volume.slices, finished_at=timezone.now())
-        if done and settings.PACS_AUTO_SEND:
-            from TumorApp.pacs.services import auto_send
-
-            auto_send(job)  # records its own success or failure; never raises for a PACS problem
+        if done:
+            series_done.send(sender=SeriesJob, job=job)  # e.g. PACS_AUTO_SEND (TumorApp/signals.py)
         if not done:
             for path in files.values():
                 default_storage.delete(path)

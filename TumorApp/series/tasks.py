@@ -1,12 +1,16 @@
-"""Celery tasks for SERIES_QUEUE=celery (Tumor/celery.py).  A message only says "job N is queued":
-the worker claims the row with the database worker's conditional UPDATE and runs the same
-`run_job`, so a message delivered twice, or a job also seen by `manage.py series_worker`, runs once,
-and the row keeps status, progress and result for the pages and the API.
+"""Celery tasks for SERIES_QUEUE=celery (Tumor/celery.py), and the worker's sweep step.
+
+A message only says "job N is queued": the worker claims the row with the database worker's
+conditional UPDATE and runs the same `run_job`, so a message delivered twice, or a job also seen by
+`manage.py series_worker`, runs once, and the row keeps status, progress and result for the pages
+and the API.
 """
 from __future__ import annotations
 
 import logging
 
+from celery import bootsteps
+from django.conf import settings
 from django.db import close_old_connections
 
 from Tumor.celery import app
@@ -18,7 +22,8 @@ log = logging.getLogger("TumorApp.series")
 
 
 # acks_late: the message is acknowledged when the job has finished, so a worker killed mid-job leaves
-# it with the broker; reject_on_worker_lost: a killed pool process gives it back at once.
+# it with the broker; reject_on_worker_lost: a killed pool process gives it back at once.  services.py
+# sends it by this name (app.send_task), so this module is imported by the worker only.
 @app.task(name="TumorApp.run_series_job", acks_late=True, reject_on_worker_lost=True)
 def run_series_job(job_id: int) -> bool:
     """Run series job `job_id` unless it is done, failed or held by a live worker; True if this
@@ -69,3 +74,28 @@ def sweep_logged() -> None:
         log.exception("series sweep failed; trying again at the next one")
     finally:
         close_old_connections()
+
+
+class SeriesSweep(bootsteps.StartStopStep):
+    """Runs `sweep` when the worker starts and then every SERIES_STALE_SECONDS, on the worker's own
+    timer: recovery needs no extra process (no celery beat) and any number of workers may sweep, as a
+    job sent twice still runs once.  The worker imports this module (autodiscovery) before it builds
+    its steps."""
+
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self.tref = None
+
+    def start(self, worker):
+        sweep_logged()
+        self.tref = worker.timer.call_repeatedly(settings.SERIES_STALE_SECONDS, sweep_logged)
+
+    def stop(self, worker):
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
+
+
+app.steps["worker"].add(SeriesSweep)

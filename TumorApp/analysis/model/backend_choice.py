@@ -113,7 +113,7 @@ def _file_sha256(path: Path) -> str:
 def fingerprint_parts(weights: Path | str) -> dict:
     """What the measured figures depend on; any change means measuring again."""
     from .quantize import CALIBRATION
-    from .runtime import inference_threads
+    from .threads import inference_threads
 
     try:
         import onnxruntime as ort

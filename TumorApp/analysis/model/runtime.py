@@ -31,6 +31,7 @@ import numpy as np
 
 from ..config import CONTRACT, DEFAULT_WEIGHTS
 from .graphs import ensure_onnx, onnx_path_for
+from .threads import inference_threads
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +63,6 @@ def _setting_or_choice(variable: str, kind: str, default: str, weights: Path | s
 
     recorded = recorded_choice(weights, kind)
     return recorded if recorded in BACKENDS else default  # a name this version lacks: the default
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def inference_threads() -> int:
-    """Threads for one forward pass: all cores (`INFERENCE_THREADS` overrides).
-
-    Forward passes are serialised by `Segmenter`'s lock, so waitress's request threads never run
-    two passes at once on the same cores; they only overlap the cheap stages around them."""
-    return max(1, int(os.environ.get("INFERENCE_THREADS", 0)) or _cpu_count())
 
 
 def graphs_cached(weights: Path | str = DEFAULT_WEIGHTS, backend: str | None = None) -> bool:
