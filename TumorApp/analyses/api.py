@@ -1,88 +1,21 @@
 """JSON API: POST /api/analyses/, GET and DELETE /api/analyses/<id>/, PUT .../masks/; same JSON as `manage.py analyze --json`.
 
-Authentication: `Authorization: Bearer <token>` (a personal API token, no CSRF token needed) or the
-browser session (then POST needs the CSRF token, as for any form).
+Authentication, method checks and JSON errors: TumorApp/api_common.py, as for every resource's API.
 """
 from __future__ import annotations
 
-from functools import wraps
-
 from django.http import HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
-from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import reverse
-from django.views.decorators.csrf import csrf_exempt
 
 from TumorApp.analysis.errors import InputError
 
-from . import selectors, services
-from ..accounts import tokens
-from .forms import AnalysisUploadForm, MaskCorrectionForm
+from ..api_common import allow, api_login_required, error, multipart_put
 from ..models import AuditEvent
+from . import selectors, services
+from .forms import AnalysisUploadForm, MaskCorrectionForm
 
 LIST_LIMIT = 50
-
-
-def error(status: int, message: str, **extra) -> JsonResponse:
-    return JsonResponse({"error": message, "status": status, **extra}, status=status)
-
-
-def _unauthorised(message: str) -> JsonResponse:
-    response = error(401, message)
-    response["WWW-Authenticate"] = 'Bearer realm="tumor"'
-    return response
-
-
-def _csrf_refusal(request):
-    """The CSRF check Django's middleware would make (the views are exempt so tokens can skip it)."""
-    return CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
-
-
-def api_login_required(view):
-    """Bearer token or session; 401 JSON instead of the HTML login redirect.
-
-    A request with an `Authorization` header is judged by its token alone (no CSRF: a browser never
-    adds that header by itself); a session request must pass Django's CSRF check on POST.
-    """
-    @csrf_exempt
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        if header:
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                return _unauthorised("Send the API token as 'Authorization: Bearer <token>'.")
-            check = tokens.authenticate(token, ip=services.client_ip(request))
-            if check.user is None:
-                return _unauthorised(check.error + " Create a token on the profile page or with "
-                                     "'python manage.py create_api_token USERNAME'.")
-            request.user = check.user
-            if selectors.must_change_password(check.user):
-                return error(403, "This account still has the default password: log in and change it on "
-                                  "the profile page before using the API.")
-        elif not request.user.is_authenticated:
-            return _unauthorised("Authentication required: send 'Authorization: Bearer <token>' "
-                                 "(see the README's API section), or a session cookie from /login/.")
-        else:
-            refusal = _csrf_refusal(request)
-            if refusal is not None:
-                return refusal
-        return view(request, *args, **kwargs)
-    return wrapper
-
-
-def allow(*methods):
-    """Like require_http_methods, but the 405 is JSON."""
-    def decorator(view):
-        @wraps(view)
-        def wrapper(request, *args, **kwargs):
-            if request.method not in methods:
-                response = error(405, f"Method {request.method} not allowed.")
-                response["Allow"] = ", ".join(methods)
-                return response
-            return view(request, *args, **kwargs)
-        return wrapper
-    return decorator
 
 
 # The form's wording is for people at the upload page; these say what an API client must send.
@@ -135,13 +68,6 @@ def analysis(request, pk: int):
     return JsonResponse(selectors.api_payload(found))
 
 
-def _multipart_put(request):
-    """(data, files) of a multipart PUT body: Django parses multipart only for POST."""
-    if not request.content_type.startswith("multipart/form-data"):
-        raise MultiPartParserError("Send the masks as multipart/form-data.")
-    return request.parse_file_upload(request.META, request)
-
-
 @api_login_required
 @allow("PUT")
 def analysis_masks(request, pk: int):
@@ -150,7 +76,7 @@ def analysis_masks(request, pk: int):
     if found is None:
         return error(404, "No such analysis for this account.")
     try:
-        data, files = _multipart_put(request)
+        data, files = multipart_put(request)
     except MultiPartParserError as e:
         return error(400, str(e) or "The multipart body could not be read.")
     form = MaskCorrectionForm(data, files)

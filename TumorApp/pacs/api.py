@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from TumorApp.series import services as series_services
 from TumorApp.analysis.errors import InputError
-from TumorApp.analyses.api import allow, api_login_required, error
+from TumorApp.api_common import allow, api_login_required, error
 from TumorApp.analyses.services import client_ip
 
 from . import services

@@ -1,20 +1,15 @@
-"""Whole-series pages and JSON API (issue 11): upload -> 202/redirect, progress, result, slice viewer, export,
-delete.
+"""Whole-series pages (issue 11): upload, progress, result, slice viewer, export, delete, and the
+editor's reads (issue 20); the JSON API is series/api.py.
 
 Views validate (a form), call one service, render; the work happens in the worker.
 """
 from __future__ import annotations
 
 import numpy as np
-from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse, JsonResponse
-from django.http.multipartparser import MultiPartParserError
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.defaultfilters import filesizeformat
-from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -24,47 +19,10 @@ from TumorApp.analysis.series.slice_view import WINDOWS, render_slice
 
 from . import corrections as series_corrections, services as series_services
 from ..analyses import services
-from ..analyses.api import _multipart_put, allow, api_login_required, error
 from ..models import AuditEvent, SeriesJob, SeriesVersion
+from .forms import SeriesUploadForm
 from ..pacs import client as pacs_client
 from ..pacs import services as pacs_services
-
-
-class MultipleFileInput(forms.ClearableFileInput):
-    allow_multiple_selected = True
-
-
-class MultipleFileField(forms.FileField):
-    """A list of uploaded files (Django's documented pattern for <input multiple>)."""
-
-    def clean(self, data, initial=None):
-        single = super().clean
-        if isinstance(data, (list, tuple)) and data:
-            return [single(item, initial) for item in data]
-        return [single(data, initial)]
-
-
-class SeriesUploadForm(forms.Form):
-    """The files of one series (DICOM files, or a zip of them) or one NIfTI volume."""
-
-    file = MultipleFileField(
-        label="CT series",
-        widget=MultipleFileInput(attrs={"multiple": True, "accept": ".dcm,.zip,.nii,.gz,application/dicom"}),
-        help_text="All DICOM files of one axial CT series (select them all, or one .zip), or one NIfTI "
-                  "volume (.nii or .nii.gz). Up to 1000 slices (about 850 of 512 x 512).",
-        error_messages={"required": "Choose the files of one CT series, a zip, or a NIfTI volume."},
-    )
-
-    def clean_file(self):
-        uploads = self.cleaned_data["file"]
-        total = sum(u.size for u in uploads)
-        limit = settings.MAX_SERIES_UPLOAD_BYTES
-        if total > limit:
-            raise forms.ValidationError(f"The upload is {filesizeformat(total)}; the limit is {filesizeformat(limit)}.",
-                                        code="too_large")
-        if any(u.size == 0 for u in uploads):
-            raise forms.ValidationError("One of the files is empty.", code="empty")
-        return uploads
 
 
 def _owned(request, pk: int) -> SeriesJob:
@@ -195,63 +153,6 @@ def series_export(request, pk: int):
         raise Http404("The series was deleted.")
 
 
-# --- JSON API ------------------------------------------------------------------------------------
-
-@api_login_required
-@allow("GET", "POST")
-def api_series_list(request):
-    if request.method == "GET":
-        return JsonResponse({"results": [
-            {"id": j.pk, "status": j.status, "progress": [j.progress_done, j.progress_total], "name": j.name,
-             "url": reverse("api-series", args=[j.pk])} for j in series_services.jobs_for(request.user)[:50]]})
-    form = SeriesUploadForm(request.POST, request.FILES)
-    if not form.is_valid():
-        errors = {f: [e["message"] for e in errs] for f, errs in form.errors.get_json_data().items()}
-        too_large = any(e.code == "too_large" for e in form.errors.as_data().get("file", []))
-        return error(413 if too_large else 400, " ".join(m for ms in errors.values() for m in ms), fields=errors)
-    try:
-        job = series_services.submit_series(user=request.user, uploads=form.cleaned_data["file"],
-                                            ip=services.client_ip(request))
-    except InputError as e:
-        return error(400, str(e), fields={"file": [str(e)]})
-    response = JsonResponse({"id": job.pk, "status": job.status}, status=202)
-    response["Location"] = reverse("api-series", args=[job.pk])
-    return response
-
-
-@api_login_required
-@allow("GET", "DELETE")
-def api_series(request, pk: int):
-    job = series_services.jobs_for(request.user).filter(pk=pk).first()
-    if job is None:
-        return error(404, "No such series.")
-    if request.method == "DELETE":
-        try:
-            series_services.delete_series(job=job, ip=services.client_ip(request))
-        except series_services.SeriesRunning as e:
-            return error(409, str(e))
-        return HttpResponse(status=204)
-    if job.status == SeriesJob.Status.DONE:  # the result; progress polls while it runs are not audited
-        _audit(request, job, AuditEvent.Action.API_SERIES_VIEW)
-    return JsonResponse(series_services.payload(job))
-
-
-@api_login_required
-@allow("GET")
-def api_series_export(request, pk: int):
-    job = series_services.jobs_for(request.user).filter(pk=pk).first()
-    if job is None:
-        return error(404, "No such series.")
-    if job.status != SeriesJob.Status.DONE:
-        return error(409, f"The series is {job.status}; the export exists once it is done.")
-    try:
-        return _download(request, job, AuditEvent.Action.API_SERIES_EXPORT)
-    except SeriesJob.DoesNotExist:
-        return error(404, "No such series (it was deleted).")
-    except Http404:
-        return error(404, "No such version of this series (see \"versions\" in its JSON).")
-
-
 # --- corrections (issue 20) ----------------------------------------------------------------------
 
 def _version_param(request) -> int | None:
@@ -299,94 +200,3 @@ def series_slice_hu(request, pk: int, index: int):
     return response
 
 
-def _corrected(request, job: SeriesJob, action: str, **change) -> JsonResponse:
-    """Save one correction through the service; the recomputed series JSON, or a JSON error."""
-    try:
-        series_corrections.correct_series(job=job, user=request.user, ip=services.client_ip(request),
-                                          action=action, **change)
-    except InputError as e:
-        return error(400, str(e))
-    except series_corrections.SeriesNotDone as e:
-        return error(409, str(e))
-    except SeriesJob.DoesNotExist:
-        return error(404, "No such series (it was deleted).")
-    return JsonResponse(series_services.payload(job))
-
-
-def _done_job(request, pk: int):
-    """(job, None) or (None, the JSON error): 404 for another user's series, 409 until it is done."""
-    job = series_services.jobs_for(request.user).filter(pk=pk).first()
-    if job is None:
-        return None, error(404, "No such series.")
-    if job.status != SeriesJob.Status.DONE:
-        return None, error(409, f"The series is {job.status}; it can be corrected once it is done.")
-    return job, None
-
-
-@api_login_required
-@allow("PUT")
-def api_series_labels(request, pk: int):
-    """PUT a whole corrected label volume (multipart field `labels`: NIfTI or DICOM-SEG in the
-    series' patient space): a new version, every figure recomputed without the network."""
-    from TumorApp.analysis.series.correct import labels_from_upload
-    from TumorApp.analysis.series.volume import load_series
-
-    job, refusal = _done_job(request, pk)
-    if refusal:
-        return refusal
-    try:
-        _, files = _multipart_put(request)
-    except MultiPartParserError as e:
-        return error(400, str(e) or "The multipart body could not be read.")
-    upload = files.get("labels")
-    if upload is None:
-        return error(400, "Send the label volume as the multipart/form-data field 'labels' (NIfTI or DICOM-SEG).",
-                     fields={"labels": ["required"]})
-    if upload.size > settings.MAX_SERIES_UPLOAD_BYTES:
-        return error(413, "The label volume is larger than any series upload may be.")
-    try:
-        volume = load_series(series_services.input_items(job))  # the series' geometry, as its export uses
-        labels = labels_from_upload(upload.read(), volume, name=f"'{upload.name}'")
-    except InputError as e:
-        return error(400, str(e), fields={"labels": [str(e)]})
-    return _corrected(request, job, AuditEvent.Action.API_SERIES_CORRECT, labels=labels)
-
-
-@api_login_required
-@allow("PUT")
-def series_slices_labels(request, pk: int):
-    """The editor's save: only the changed slices, JSON {"slices": {"<index>": "<base64 PNG>"}}
-    (0-based indices; PNG grey 0 background, 128 liver, 255 tumour at the slice's size)."""
-    job, refusal = _done_job(request, pk)
-    if refusal:
-        return refusal
-    ct, _ = series_services.volume_arrays(job)
-    try:
-        slices = series_corrections.slices_from_json(request.body, ct.shape)
-    except InputError as e:
-        return error(400, str(e))
-    return _corrected(request, job, AuditEvent.Action.SERIES_CORRECT, slices=slices)
-
-
-@api_login_required
-@allow("POST")
-def series_remove_lesion(request, pk: int, number: int):
-    """Remove 3-D lesion `number` (as listed) through every slice it spans: a new version."""
-    job, refusal = _done_job(request, pk)
-    if refusal:
-        return refusal
-    return _corrected(request, job, AuditEvent.Action.SERIES_CORRECT, remove_lesion=number)
-
-
-@api_login_required
-@allow("POST")
-def series_interpolate(request, pk: int):
-    """Interpolate the slices between two (JSON {"from": a, "to": b}, 0-based) from their saved labels."""
-    job, refusal = _done_job(request, pk)
-    if refusal:
-        return refusal
-    try:
-        between = series_corrections.interpolation_from_json(request.body)
-    except InputError as e:
-        return error(400, str(e))
-    return _corrected(request, job, AuditEvent.Action.SERIES_CORRECT, interpolate=between)
