@@ -74,7 +74,7 @@ def test_series_views_reports_and_downloads_are_recorded_like_analysis_views(aut
     from TumorApp.series import services as series_services
     from tests.analysis.series_fixtures import dicom_series
 
-    from .test_series import files
+    from .series.test_series import files
 
     job = series_services.submit_series(user=user, uploads=files(dicom_series(2)))
     assert auth_client.get(reverse("api-series", args=[job.pk])).json()["status"] == "queued"  # a poll: not recorded
