@@ -140,7 +140,7 @@ LOGIN_REDIRECT_URL = "detect"
 LOGOUT_REDIRECT_URL = "home"
 
 # Login throttling: lock a username+IP pair after 5 failures for 15 minutes, and a whole address
-# after 20 failures across any usernames (TumorApp/lockout.py).
+# after 20 failures across any usernames (TumorApp/accounts/lockout.py).
 AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = "TumorApp.accounts.lockout.lockout_parameters"

@@ -1,4 +1,4 @@
-"""Does the confidence (TumorApp/analysis/confidence.py) tell right findings from wrong ones, and
+"""Does the confidence (TumorApp/analysis/slice/confidence.py) tell right findings from wrong ones, and
 what would a test-time vertical flip add?
 
     .venv/bin/python bench/confidence.py [--data ../shared/data] [--sets ircadb-01,ircadb-07]

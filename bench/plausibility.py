@@ -1,4 +1,4 @@
-"""The input check (TumorApp/analysis/plausibility.py) over every slice of ../shared/data and over
+"""The input check (TumorApp/analysis/slice/plausibility.py) over every slice of ../shared/data and over
 things that are not CT: how many real slices it refuses or warns about, and what it catches.
 
     .venv/bin/python bench/plausibility.py [--data ../shared/data] [--stats]

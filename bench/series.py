@@ -8,7 +8,7 @@ slice's header, its own pixels and positions) when `--data` has `ircadb-01/volum
 two committed fixture slices repeated.  Each backend runs `analyze_series` on the files (read,
 order, decode, segment batched, post-process, 3-D lesions) and, apart from that total, the
 DICOM-SEG export the first download makes; each stage is timed; rounds are interleaved so load from other processes hits every backend alike.
-Backends: every one `TumorApp/analysis/runtime.py` offers (ONNX Runtime and OpenVINO, each on the
+Backends: every one `TumorApp/analysis/model/runtime.py` offers (ONNX Runtime and OpenVINO, each on the
 fp32 graph and on its int8 quantisation), through the same `Segmenter` the app uses.  With the
 ground-truth labels it also prints each backend's Dice over the volume, so "fastest" is only
 taken with accuracy held: pass `--weights` trained with `--holdout ircadb-01` for held-out figures

@@ -1,5 +1,5 @@
 """Corrected series (issue 20): save a corrected label volume as a new version and make the figures
-recomputed from it (`analysis/series_correct.py`, the network's own measurement) the job's result.
+recomputed from it (`analysis/series/correct.py`, the network's own measurement) the job's result.
 
 Storage, beside the series' other files:
 * version 0 is the network's: its labels are the job's `files["labels"]` (.npy), its record the

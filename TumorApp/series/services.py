@@ -3,7 +3,7 @@ and the reads the pages and the API share.  The database is the queue: no broker
 SERIES_QUEUE=celery a Celery message also says "job N is queued" (series/tasks.py); the worker
 that gets it claims and runs the job through the same functions, so the row stays the truth.
 
-Guarantees (tests/web/test_series_worker.py):
+Guarantees (tests/web/series/test_series_worker.py):
 * a queued job waits in the database until a worker claims it, across restarts;
 * a claim is one conditional UPDATE (queued -> running), so one job runs in one worker at a time;
 * a job whose worker died goes back to the queue: at once when that worker ran on this host and

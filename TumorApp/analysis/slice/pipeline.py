@@ -224,7 +224,7 @@ def _resolve_spacing(ct: CTSlice, user: float | None, notes: list[str]) -> tuple
 
 def segmentation_notes(*, liver_found: bool, mirrored: bool) -> list[str]:
     """What the outline says about the slice, written from the result's typed fields; a corrected
-    outline gets its own (analysis/correct.py), in place of the network's."""
+    outline gets its own (analysis/slice/correct.py), in place of the network's."""
     if not liver_found:
         return ["No liver was found on this slice, so nothing can be said about tumours on it "
                 "(is it a slice through the liver?)."]

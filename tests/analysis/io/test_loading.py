@@ -1,4 +1,4 @@
-"""TumorApp/analysis/loading.py: every supported kind of upload, and the ones we refuse."""
+"""TumorApp/analysis/io/loading.py: every supported kind of upload, and the ones we refuse."""
 from __future__ import annotations
 
 import io

@@ -1,4 +1,4 @@
-"""TumorApp/analysis/loading.py: declared sizes are checked before decoding, one frame is decoded,
+"""TumorApp/analysis/io/loading.py: declared sizes are checked before decoding, one frame is decoded,
 and the encodings that pass those checks still load (deflated, RLE, JPEG 2000, multi-frame)."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TumorApp/analysis/series_correct.py: a corrected label volume gives the figures the network's
+"""TumorApp/analysis/series/correct.py: a corrected label volume gives the figures the network's
 stage gives for the same masks; NIfTI and DICOM-SEG labels are read back on the series' own grid,
 and another geometry is refused."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""TumorApp/analysis/export.py: the DICOM-SEG opens with pydicom/highdicom and overlays the right
+"""TumorApp/analysis/series/export.py: the DICOM-SEG opens with pydicom/highdicom and overlays the right
 slices; the NIfTI label volume sits on the upload's own grid."""
 from __future__ import annotations
 

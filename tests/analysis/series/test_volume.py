@@ -1,4 +1,4 @@
-"""TumorApp/analysis/volume.py: series loading rules, 3-D lesions from masks, and a real series end to end."""
+"""TumorApp/analysis/series/volume.py: series loading rules, 3-D lesions from masks, and a real series end to end."""
 from __future__ import annotations
 
 import io

@@ -1,4 +1,4 @@
-"""TumorApp/analysis/confidence.py and the inconclusive state, through analyze() on real slices."""
+"""TumorApp/analysis/slice/confidence.py and the inconclusive state, through analyze() on real slices."""
 from __future__ import annotations
 
 import json

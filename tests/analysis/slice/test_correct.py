@@ -1,4 +1,4 @@
-"""Recompute from corrected masks (TumorApp/analysis/correct.py) on a real DICOM slice and its ground truth."""
+"""Recompute from corrected masks (TumorApp/analysis/slice/correct.py) on a real DICOM slice and its ground truth."""
 from __future__ import annotations
 
 import io

@@ -1,4 +1,4 @@
-"""TumorApp/analysis/measure.py: regionprops figures in pixels and mm, lesion location."""
+"""TumorApp/analysis/slice/measure.py: regionprops figures in pixels and mm, lesion location."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""TumorApp/analysis/pipeline.py: analyze() end to end on real slices, with ground-truth fakes."""
+"""TumorApp/analysis/slice/pipeline.py: analyze() end to end on real slices, with ground-truth fakes."""
 from __future__ import annotations
 
 import cv2

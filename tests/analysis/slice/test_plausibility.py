@@ -1,4 +1,4 @@
-"""TumorApp/analysis/plausibility.py: real CT slices pass, noise/blank/photos are refused, odd slices warn."""
+"""TumorApp/analysis/slice/plausibility.py: real CT slices pass, noise/blank/photos are refused, odd slices warn."""
 from __future__ import annotations
 
 import io

@@ -1,4 +1,4 @@
-"""TumorApp/analysis/postprocess.py: liver components, liver constraint, minimum lesion area."""
+"""TumorApp/analysis/slice/postprocess.py: liver components, liver constraint, minimum lesion area."""
 from __future__ import annotations
 
 import cv2

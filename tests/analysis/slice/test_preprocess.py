@@ -1,4 +1,4 @@
-"""TumorApp/analysis/preprocess.py: the network's input convention."""
+"""TumorApp/analysis/slice/preprocess.py: the network's input convention."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""TumorApp/analysis/render.py: the pictures show what was found, at the input's size."""
+"""TumorApp/analysis/slice/render.py: the pictures show what was found, at the input's size."""
 from __future__ import annotations
 
 import cv2

@@ -1,4 +1,4 @@
-"""TumorApp/analysis/segment.py: orientation choice, second pass, mapping back, batching."""
+"""TumorApp/analysis/slice/segment.py: orientation choice, second pass, mapping back, batching."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""TumorApp/analysis/staging.py: size cut-offs and affected percentage."""
+"""TumorApp/analysis/slice/staging.py: size cut-offs and affected percentage."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""SERIES_QUEUE=celery (TumorApp/tasks.py, Tumor/celery.py) against a real redis-server and a real
+"""SERIES_QUEUE=celery (TumorApp/series/tasks.py, Tumor/celery.py) against a real redis-server and a real
 Celery worker (Celery's embedded test worker, in a thread of this process, so it sees the test
 database): an API upload gives the database worker's result; a message delivered twice runs its job
 once; jobs left without a message (broker down at upload, no worker running, a dead worker) run
