@@ -13,8 +13,8 @@ from django.http.multipartparser import MultiPartParserError
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from .accounts import tokens
-from .analyses import selectors, services
+from .accounts import selectors, tokens
+from .analyses import services
 
 
 def error(status: int, message: str, **extra) -> JsonResponse:

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from Tumor.serve import MULTIPART_OVERHEAD  # room for the multipart envelope (waitress allows more)
 
-from .analyses.selectors import must_change_password
+from .accounts.selectors import must_change_password
 
 # Whole-series uploads (many slices, a zip or a NIfTI) get their own, larger limit.
 SERIES_UPLOAD_PATHS = frozenset({"/series/new/", "/api/series/"})

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
+from .accounts import views as account_views
 from .analyses import api, views
 from .corrections import views as correction_views
 from .series import api as series_api
@@ -20,10 +21,10 @@ urlpatterns = [
     path("analyses/<int:pk>/report/", views.analysis_report, name="analysis-report"),
     path("analyses/<int:pk>/delete/", views.analysis_delete, name="analysis-delete"),
     path("analyses/<int:pk>/images/<slug:name>.png", views.analysis_image, name="analysis-image"),
-    path("profile/", views.profile, name="profile"),
-    path("profile/tokens/", views.api_token_create, name="api-token-create"),
-    path("profile/tokens/<int:pk>/revoke/", views.api_token_revoke, name="api-token-revoke"),
-    path("audit/", views.audit_log, name="audit"),
+    path("profile/", account_views.profile, name="profile"),
+    path("profile/tokens/", account_views.api_token_create, name="api-token-create"),
+    path("profile/tokens/<int:pk>/revoke/", account_views.api_token_revoke, name="api-token-revoke"),
+    path("audit/", account_views.audit_log, name="audit"),
     path("api/analyses/", api.analyses, name="api-analyses"),
     path("api/analyses/<int:pk>/", api.analysis, name="api-analysis"),
     # Correcting the outline (issue 10): the editor's data and the save.

@@ -6,7 +6,7 @@ import base64
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 
-from ..models import AccountFlags, Analysis, AuditEvent, MaskVersion
+from ..models import Analysis, MaskVersion
 
 # Order in which result images are shown, with their captions.
 IMAGE_CAPTIONS = {
@@ -44,12 +44,6 @@ def embedded_images(analysis: Analysis) -> list[dict]:
             out.append({"name": name, "caption": caption,
                         "src": "data:image/png;base64," + base64.b64encode(data).decode("ascii")})
     return out
-
-
-def must_change_password(user) -> bool:
-    if not user.is_authenticated:
-        return False
-    return AccountFlags.objects.filter(user=user, must_change_password=True).exists()
 
 
 def api_payload(analysis: Analysis) -> dict:
@@ -150,6 +144,3 @@ def compare_panels(analysis: Analysis) -> list[dict] | None:
     return panels
 
 
-def audit_events():
-    """The audit trail, newest first, for the staff-only audit page."""
-    return AuditEvent.objects.all()
