@@ -133,23 +133,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
-    {"NAME": "TumorApp.validators.PasswordWithoutUsernameValidator"},
+    {"NAME": "TumorApp.accounts.validators.PasswordWithoutUsernameValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "detect"
 LOGOUT_REDIRECT_URL = "home"
 
 # Login throttling: lock a username+IP pair after 5 failures for 15 minutes, and a whole address
-# after 20 failures across any usernames (TumorApp/lockout.py).
+# after 20 failures across any usernames (TumorApp/accounts/lockout.py).
 AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=15)
-AXES_LOCKOUT_PARAMETERS = "TumorApp.lockout.lockout_parameters"
-AXES_USERNAME_CALLABLE = "TumorApp.lockout.client_username"
+AXES_LOCKOUT_PARAMETERS = "TumorApp.accounts.lockout.lockout_parameters"
+AXES_USERNAME_CALLABLE = "TumorApp.accounts.lockout.client_username"
 LOGIN_FAILURES_PER_ADDRESS = int(os.environ.get("LOGIN_FAILURES_PER_ADDRESS", "20"))
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # Our lockout page says when the lockout ends and names `manage.py unlock`.
-AXES_LOCKOUT_CALLABLE = "TumorApp.lockout.lockout_response"
+AXES_LOCKOUT_CALLABLE = "TumorApp.accounts.lockout.lockout_response"
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
@@ -234,7 +234,7 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_HOURS", "10")) * 3600  # about one working day
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
-CSRF_FAILURE_VIEW = "TumorApp.views.csrf_failure"
+CSRF_FAILURE_VIEW = "TumorApp.error_views.csrf_failure"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

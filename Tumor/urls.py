@@ -7,7 +7,7 @@ urlpatterns = [
     path("", include("TumorApp.urls")),
 ]
 
-handler400 = "TumorApp.views.bad_request"
-handler403 = "TumorApp.views.permission_denied"
-handler404 = "TumorApp.views.page_not_found"
-handler500 = "TumorApp.views.server_error"
+handler400 = "TumorApp.error_views.bad_request"
+handler403 = "TumorApp.error_views.permission_denied"
+handler404 = "TumorApp.error_views.page_not_found"
+handler500 = "TumorApp.error_views.server_error"

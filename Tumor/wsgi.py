@@ -17,7 +17,7 @@ def _warm_up() -> None:
     from PIL import Image
 
     from TumorApp.analysis.errors import InputError
-    from TumorApp.analysis.pipeline import analyze
+    from TumorApp.analysis.slice.pipeline import analyze
 
     # A plain synthetic slice: a grey disc on black. Whatever the pipeline makes of it does not matter.
     yy, xx = np.mgrid[:256, :256]
@@ -44,7 +44,7 @@ def _warm_up() -> None:
 
 def _graphs_cached() -> bool:
     try:
-        from TumorApp.analysis.runtime import graphs_cached
+        from TumorApp.analysis.model.runtime import graphs_cached
 
         return graphs_cached()
     except Exception:
@@ -64,7 +64,7 @@ if os.environ.get("WARM_UP", "1") == "1":
 def _start_orphan_sweeper() -> None:
     from django.conf import settings
 
-    from TumorApp.services import sweep_orphans
+    from TumorApp.analyses.services import sweep_orphans
 
     if settings.ORPHAN_SWEEP_MINUTES > 0:
         threading.Thread(target=sweep_orphans, name="orphan-sweeper", daemon=True, kwargs={

@@ -8,7 +8,9 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
-from . import lockout, series_services, services
+from .accounts import lockout
+from .series import services as series_services
+from .analyses import services
 from .models import AccountFlags, Analysis, ApiToken, AuditEvent, MaskVersion, PacsTransfer, SeriesJob, SeriesVersion
 
 User = get_user_model()

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from Tumor.serve import MULTIPART_OVERHEAD  # room for the multipart envelope (waitress allows more)
 
-from .selectors import must_change_password
+from .accounts.selectors import must_change_password
 
 # Whole-series uploads (many slices, a zip or a NIfTI) get their own, larger limit.
 SERIES_UPLOAD_PATHS = frozenset({"/series/new/", "/api/series/"})
@@ -75,7 +75,7 @@ class ServiceErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        from . import services
+        from .analyses import services
 
         if isinstance(exception, services.ServerBusy):
             status, title = 503, "Server busy"

@@ -1,13 +1,16 @@
 """Receivers: log-ins, failed log-ins, log-outs and django-axes lockouts go to AuditEvent; a deleted
-analysis (or corrected outline, or series job) takes its files with it."""
+analysis (or corrected outline, or series job) takes its files with it; a finished series goes back
+to the PACS with PACS_AUTO_SEND."""
 from __future__ import annotations
 
 from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.conf import settings
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
-from . import series_services, services
+from .series import services as series_services
+from .analyses import services
 from .models import Analysis, AuditEvent, MaskVersion, SeriesJob
 
 
@@ -67,3 +70,11 @@ def _locked_out(sender, request=None, username=None, ip_address=None, **kwargs):
     # Sent by django-axes at the failure that locks the account and at each attempt during the lockout.
     services.record_event(action=AuditEvent.Action.LOCKOUT, username=str(username or ""),
                           ip=ip_address or services.client_ip(request))
+
+
+@receiver(series_services.series_done, dispatch_uid="pacs_auto_send")
+def _series_done(sender, job, **kwargs):
+    if settings.PACS_AUTO_SEND:
+        from .pacs.services import auto_send
+
+        auto_send(job)  # records its own success or failure; never raises for a PACS problem

@@ -3,7 +3,11 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from . import api, correction_views, series_views, views
+from .accounts import views as account_views
+from .analyses import api, views
+from .corrections import views as correction_views
+from .series import api as series_api
+from .series import views as series_views
 from .pacs import api as pacs_api
 from .pacs import views as pacs_views
 
@@ -17,10 +21,10 @@ urlpatterns = [
     path("analyses/<int:pk>/report/", views.analysis_report, name="analysis-report"),
     path("analyses/<int:pk>/delete/", views.analysis_delete, name="analysis-delete"),
     path("analyses/<int:pk>/images/<slug:name>.png", views.analysis_image, name="analysis-image"),
-    path("profile/", views.profile, name="profile"),
-    path("profile/tokens/", views.api_token_create, name="api-token-create"),
-    path("profile/tokens/<int:pk>/revoke/", views.api_token_revoke, name="api-token-revoke"),
-    path("audit/", views.audit_log, name="audit"),
+    path("profile/", account_views.profile, name="profile"),
+    path("profile/tokens/", account_views.api_token_create, name="api-token-create"),
+    path("profile/tokens/<int:pk>/revoke/", account_views.api_token_revoke, name="api-token-revoke"),
+    path("audit/", account_views.audit_log, name="audit"),
     path("api/analyses/", api.analyses, name="api-analyses"),
     path("api/analyses/<int:pk>/", api.analysis, name="api-analysis"),
     # Correcting the outline (issue 10): the editor's data and the save.
@@ -36,15 +40,15 @@ urlpatterns = [
     # Correcting a series (issue 20): the editor's data and saves, the API's whole-volume PUT.
     path("series/<int:pk>/slices/<int:index>/labels.png", series_views.series_slice_labels, name="series-slice-labels"),
     path("series/<int:pk>/slices/<int:index>/hu.bin", series_views.series_slice_hu, name="series-slice-hu"),
-    path("series/<int:pk>/slices/labels/", series_views.series_slices_labels, name="series-slices-labels"),
-    path("series/<int:pk>/slices/interpolate/", series_views.series_interpolate, name="series-interpolate"),
-    path("series/<int:pk>/lesions/<int:number>/remove/", series_views.series_remove_lesion,
+    path("series/<int:pk>/slices/labels/", series_api.series_slices_labels, name="series-slices-labels"),
+    path("series/<int:pk>/slices/interpolate/", series_api.series_interpolate, name="series-interpolate"),
+    path("series/<int:pk>/lesions/<int:number>/remove/", series_api.series_remove_lesion,
          name="series-remove-lesion"),
-    path("api/series/<int:pk>/labels/", series_views.api_series_labels, name="api-series-labels"),
+    path("api/series/<int:pk>/labels/", series_api.api_series_labels, name="api-series-labels"),
     path("series/<int:pk>/delete/", series_views.series_delete, name="series-delete"),
-    path("api/series/", series_views.api_series_list, name="api-series-list"),
-    path("api/series/<int:pk>/", series_views.api_series, name="api-series"),
-    path("api/series/<int:pk>/export/", series_views.api_series_export, name="api-series-export"),
+    path("api/series/", series_api.api_series_list, name="api-series-list"),
+    path("api/series/<int:pk>/", series_api.api_series, name="api-series"),
+    path("api/series/<int:pk>/export/", series_api.api_series_export, name="api-series-export"),
     # PACS over DICOMweb (issue 19).
     path("pacs/", pacs_views.search, name="pacs-search"),
     path("pacs/retrieve/", pacs_views.retrieve, name="pacs-retrieve"),

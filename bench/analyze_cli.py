@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    from TumorApp.analysis.runtime import backend_from_env
+    from TumorApp.analysis.model.runtime import backend_from_env
 
     print(f"inference backend: {backend_from_env()} (INFERENCE_BACKEND=onnx for the fp32 graph)")
 

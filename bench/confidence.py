@@ -1,4 +1,4 @@
-"""Does the confidence (TumorApp/analysis/confidence.py) tell right findings from wrong ones, and
+"""Does the confidence (TumorApp/analysis/slice/confidence.py) tell right findings from wrong ones, and
 what would a test-time vertical flip add?
 
     .venv/bin/python bench/confidence.py [--data ../shared/data] [--sets ircadb-01,ircadb-07]
@@ -26,14 +26,14 @@ from _common import REPO
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from TumorApp.analysis.confidence import assess  # noqa: E402
+from TumorApp.analysis.slice.confidence import assess  # noqa: E402
 from TumorApp.analysis.config import CONTRACT  # noqa: E402
-from TumorApp.analysis.loading import load  # noqa: E402
-from TumorApp.analysis.runtime import get_segmenter  # noqa: E402
-from TumorApp.analysis.pipeline import analyze  # noqa: E402
-from TumorApp.analysis.postprocess import clean, mm2_to_px  # noqa: E402
-from TumorApp.analysis.preprocess import from_network_output, network_unit, to_network_input  # noqa: E402
-from TumorApp.analysis.segment import segment_many  # noqa: E402
+from TumorApp.analysis.io.loading import load  # noqa: E402
+from TumorApp.analysis.model.runtime import get_segmenter  # noqa: E402
+from TumorApp.analysis.slice.pipeline import analyze  # noqa: E402
+from TumorApp.analysis.slice.postprocess import clean, mm2_to_px  # noqa: E402
+from TumorApp.analysis.slice.preprocess import from_network_output, network_unit, to_network_input  # noqa: E402
+from TumorApp.analysis.slice.segment import segment_many  # noqa: E402
 
 
 def auc(positive: list[float], negative: list[float]) -> float:

@@ -41,9 +41,9 @@ def main() -> None:
     print(f"machine: {machine()}")
 
     from TumorApp.analysis.config import DEFAULT_WEIGHTS
-    from TumorApp.analysis.loading import load
-    from TumorApp.analysis.runtime import Segmenter, get_segmenter, inference_threads
-    from TumorApp.analysis.preprocess import network_unit, to_network_input
+    from TumorApp.analysis.io.loading import load
+    from TumorApp.analysis.model.runtime import Segmenter, get_segmenter, inference_threads
+    from TumorApp.analysis.slice.preprocess import network_unit, to_network_input
 
     unit = network_unit(load(DICOM_SLICES[0]))
     x = np.repeat(to_network_input(unit)[None, ..., None].astype(np.float32), args.batch, axis=0)
@@ -85,7 +85,7 @@ def main() -> None:
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         import tensorflow as tf
 
-        from TumorApp.analysis.network import build_unet, load_weights
+        from TumorApp.analysis.model.network import build_unet, load_weights
 
         model = build_unet()
         load_weights(model, DEFAULT_WEIGHTS)
@@ -108,7 +108,7 @@ def main() -> None:
         print(f"{key:<18}{median(values):9.1f}{pct(values, 95):9.1f}{median(values) / args.batch:11.1f}")
 
     if args.original and not args.no_tf:
-        from TumorApp.analysis.network import build_unet, load_weights
+        from TumorApp.analysis.model.network import build_unet, load_weights
 
         def per_call(a):
             m = build_unet()

@@ -34,7 +34,7 @@ import sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from TumorApp.analysis.errors import InputError
-from TumorApp.analysis.pipeline import analyze
+from TumorApp.analysis.slice.pipeline import analyze
 from _common import rss_mib
 analyze(Path(sys.argv[2]).read_bytes(), filename="warm.dcm")
 base, _ = rss_mib()

@@ -1,4 +1,4 @@
-"""The input check (TumorApp/analysis/plausibility.py) over every slice of ../shared/data and over
+"""The input check (TumorApp/analysis/slice/plausibility.py) over every slice of ../shared/data and over
 things that are not CT: how many real slices it refuses or warns about, and what it catches.
 
     .venv/bin/python bench/plausibility.py [--data ../shared/data] [--stats]
@@ -23,9 +23,9 @@ from _common import REPO
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from TumorApp.analysis import plausibility  # noqa: E402
+from TumorApp.analysis.slice import plausibility  # noqa: E402
 from TumorApp.analysis.errors import InputError  # noqa: E402
-from TumorApp.analysis.loading import load  # noqa: E402
+from TumorApp.analysis.io.loading import load  # noqa: E402
 
 
 def png(array: np.ndarray) -> bytes:

@@ -17,8 +17,8 @@ from _common import FIXTURES, machine, median, pct
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from TumorApp.analysis.correct import mask_from_png, recompute  # noqa: E402
-from TumorApp.analysis.loading import load  # noqa: E402
+from TumorApp.analysis.slice.correct import mask_from_png, recompute  # noqa: E402
+from TumorApp.analysis.io.loading import load  # noqa: E402
 
 CASES = [("analysis_ircadb01_066.dcm", "analysis_ircadb01_066_label.png"),
          ("analysis_ircadb01_057_hu1024.png", "analysis_ircadb01_057_label.png")]

@@ -127,7 +127,7 @@ def main() -> None:
                         help="empty ONNX cache: the server exports the graph from the HDF5 at start (once per weights)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    from TumorApp.analysis.runtime import backend_from_env
+    from TumorApp.analysis.model.runtime import backend_from_env
 
     print(f"inference backend: {backend_from_env()} (INFERENCE_BACKEND=onnx for the fp32 graph)")
 

@@ -8,7 +8,7 @@ slice's header, its own pixels and positions) when `--data` has `ircadb-01/volum
 two committed fixture slices repeated.  Each backend runs `analyze_series` on the files (read,
 order, decode, segment batched, post-process, 3-D lesions) and, apart from that total, the
 DICOM-SEG export the first download makes; each stage is timed; rounds are interleaved so load from other processes hits every backend alike.
-Backends: every one `TumorApp/analysis/runtime.py` offers (ONNX Runtime and OpenVINO, each on the
+Backends: every one `TumorApp/analysis/model/runtime.py` offers (ONNX Runtime and OpenVINO, each on the
 fp32 graph and on its int8 quantisation), through the same `Segmenter` the app uses.  With the
 ground-truth labels it also prints each backend's Dice over the volume, so "fastest" is only
 taken with accuracy held: pass `--weights` trained with `--holdout ircadb-01` for held-out figures
@@ -76,7 +76,7 @@ class Counting:
 
 def backends(weights: Path, names=None) -> dict[str, object]:
     """Every inference backend of `runtime.py` (or those `names`) that starts here, by name (fallbacks left out)."""
-    from TumorApp.analysis.runtime import BACKENDS, Segmenter
+    from TumorApp.analysis.model.runtime import BACKENDS, Segmenter
 
     found = {}
     for name in names or BACKENDS:
@@ -97,8 +97,8 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def run_once(folder: Path, network, batch: int, skip: bool, crop: bool) -> tuple[dict[str, float], object]:
-    from TumorApp.analysis.export import export_for
-    from TumorApp.analysis.volume import load_series, measure_volume, segment_volume
+    from TumorApp.analysis.series.export import export_for
+    from TumorApp.analysis.series.volume import load_series, measure_volume, segment_volume
 
     times = {}
     t = time.perf_counter()
@@ -135,9 +135,9 @@ def main() -> None:
                              "pass weights trained with `--holdout ircadb-01` for held-out Dice)")
     args = parser.parse_args()
     from TumorApp.analysis.config import DEFAULT_WEIGHTS
-    from TumorApp.analysis.network import weights_metadata
-    from TumorApp.analysis.runtime import DEFAULT_BACKEND as DEFAULT
-    from TumorApp.analysis.runtime import inference_threads
+    from TumorApp.analysis.model.network import weights_metadata
+    from TumorApp.analysis.model.runtime import DEFAULT_BACKEND as DEFAULT
+    from TumorApp.analysis.model.runtime import inference_threads
 
     print(f"machine: {machine()}, {inference_threads()} inference threads")
     with tempfile.TemporaryDirectory() as tmp:

@@ -19,8 +19,8 @@ from _common import FIXTURES, machine, median, pct
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from TumorApp.analysis.series_correct import recompute_series  # noqa: E402
-from TumorApp.analysis.volume import SeriesVolume  # noqa: E402
+from TumorApp.analysis.series.correct import recompute_series  # noqa: E402
+from TumorApp.analysis.series.volume import SeriesVolume  # noqa: E402
 
 
 def label_volume(slices: int) -> np.ndarray:

@@ -7,7 +7,7 @@ Builds tests/fixtures/bad/make_series_hostile.py's uploads in a temporary folder
 folder, logs in, and POSTs each upload to /api/series/.  Before each upload the server's peak-RSS
 counter is reset (/proc/PID/clear_refs), so the peak printed is that upload's; meanwhile another
 client keeps loading /login/, and the slowest of those answers shows whether the server still
-served other users.  Prints figures; asserts nothing (tests/web/test_series_hostile.py does).
+served other users.  Prints figures; asserts nothing (tests/web/series/test_series_hostile.py does).
 Linux only (/proc).
 """
 from __future__ import annotations

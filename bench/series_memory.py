@@ -47,7 +47,7 @@ django.setup()
 SUBMIT = DJANGO + """
 from django.contrib.auth import get_user_model
 from django.core.files import File
-from TumorApp.series_services import submit_series
+from TumorApp.series.services import submit_series
 import sys
 from pathlib import Path
 paths = sorted(Path(p) for p in sys.argv[1:])
@@ -60,7 +60,7 @@ print("job", job.pk, job.kind, job.progress_total)
 EXPORT = DJANGO + """
 import sys
 from TumorApp.models import SeriesJob
-from TumorApp.series_services import export_file
+from TumorApp.series.services import export_file
 job = SeriesJob.objects.get(pk=int(sys.argv[1]))
 print("job", job.pk, job.status, job.error or "", "labels", job.files.get("labels"))
 data, name, _ = export_file(job)
@@ -116,7 +116,7 @@ def measured(label: str, argv: list[str], env: dict, log: Path) -> str:
 
 
 def main() -> None:
-    from TumorApp.analysis.series_input import MAX_SERIES_VOXELS
+    from TumorApp.analysis.io.series_input import MAX_SERIES_VOXELS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=MAX_SERIES_VOXELS // (512 * 512),
@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--skip-zip", action="store_true", help="leave out the zipped upload")
     parser.add_argument("--skip-cli", action="store_true", help="leave out manage.py analyze_series")
     args = parser.parse_args()
-    from TumorApp.analysis.runtime import series_backend_from_env
+    from TumorApp.analysis.model.runtime import series_backend_from_env
 
     print(f"machine: {machine()}")
     print(f"series backend: {series_backend_from_env()}")
@@ -156,7 +156,7 @@ def main() -> None:
         print(f"\n{'step':<28}{'wall':>10}{'peak RSS':>13}")
         for kind, paths in uploads.items():
             measured(f"check ({kind})", [python, "-c", "import sys; from pathlib import Path; "
-                                         "from TumorApp.analysis.volume import check_series; "
+                                         "from TumorApp.analysis.series.volume import check_series; "
                                          "print(check_series(Path(sys.argv[1])))",
                                          str(folder) if kind == "files" else paths[0]], env, tmp / "check.log")
             out = measured(f"submit ({kind}, web)", [python, "-c", SUBMIT, *paths], env,

@@ -8,10 +8,11 @@ from __future__ import annotations
 from django.http import JsonResponse
 from django.urls import reverse
 
-from TumorApp import selectors, series_services
+from TumorApp.analyses import selectors
+from TumorApp.series import services as series_services
 from TumorApp.analysis.errors import InputError
-from TumorApp.api import allow, api_login_required, error
-from TumorApp.services import client_ip
+from TumorApp.api_common import allow, api_login_required, error
+from TumorApp.analyses.services import client_ip
 
 from . import services
 from .client import PacsError, PacsNotConfigured

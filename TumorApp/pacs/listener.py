@@ -19,7 +19,7 @@ from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
 
 from TumorApp.analysis.errors import InputError
 from TumorApp.models import AuditEvent, PacsTransfer
-from TumorApp.services import record_event
+from TumorApp.analyses.services import record_event
 
 from . import services
 from .forms import UID
@@ -40,7 +40,7 @@ class Listener:
         self.server = None
 
     def start(self):
-        from TumorApp.analysis.series_input import MAX_SERIES_BYTES, MAX_SLICES
+        from TumorApp.analysis.io.series_input import MAX_SERIES_BYTES, MAX_SLICES
 
         self.max_files = MAX_SLICES
         self.max_bytes = min(MAX_SERIES_BYTES, settings.MAX_SERIES_UPLOAD_BYTES)

@@ -17,10 +17,11 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from TumorApp import selectors, series_services
+from TumorApp.analyses import selectors
+from TumorApp.analyses.services import record_event
 from TumorApp.analysis.errors import InputError
 from TumorApp.models import Analysis, AuditEvent, PacsTransfer, SeriesJob
-from TumorApp.services import record_event
+from TumorApp.series import services as series_services
 
 from .client import CALL_ERRORS, PacsError, PacsNotConfigured, as_pacs_error, get_client
 
@@ -89,7 +90,7 @@ def study_of(series_uid: str) -> str:
 def retrieve_series(*, series_uid: str, into: Path, study_uid: str = "") -> list[Path]:
     """Stream the series' instances (WADO-RS) into files in `into`, one at a time, within the series
     upload limits (slices and bytes); returns the files.  Raises `PacsError` or `InputError`."""
-    from TumorApp.analysis.series_input import MAX_SERIES_BYTES, MAX_SLICES
+    from TumorApp.analysis.io.series_input import MAX_SERIES_BYTES, MAX_SLICES
 
     byte_limit = min(MAX_SERIES_BYTES, settings.MAX_SERIES_UPLOAD_BYTES)
     study_uid = study_uid or study_of(series_uid)
@@ -170,7 +171,7 @@ def result_instances(*, volume, record: dict, ct, labels, seg_bytes: bytes) -> l
     """[SEG, SR, key image] for one analysed series (the SEG as the export makes it)."""
     import highdicom as hd
 
-    from TumorApp.analysis.pacs_objects import key_image, structured_report
+    from TumorApp.analysis.series.pacs_objects import key_image, structured_report
 
     seg = hd.seg.segread(io.BytesIO(seg_bytes))
     return [seg, structured_report(volume, record, seg), key_image(volume, record, ct, labels, str(seg.SOPInstanceUID))]
@@ -233,7 +234,7 @@ def send_results(*, job: SeriesJob, user=None, ip: str | None = None) -> PacsTra
 
     Raises `InputError` when the job cannot be sent at all (not done, or a NIfTI upload), and
     `PacsNotConfigured` without DICOMWEB_URL; neither is recorded as a send."""
-    from TumorApp.analysis.volume import load_series
+    from TumorApp.analysis.series.volume import load_series
 
     _require_pacs()
     if job.status != SeriesJob.Status.DONE:
@@ -278,7 +279,7 @@ def has_dicom_source(analysis: Analysis) -> bool:
 def slice_source(analysis: Analysis) -> pydicom.Dataset:
     """The analysed DICOM slice's header, read through the same checks as an upload.  Raises
     `InputError` for a PNG/JPEG upload, a multi-frame file, or a file without the UIDs a PACS files by."""
-    from TumorApp.analysis.loading import read_dicom
+    from TumorApp.analysis.io.loading import read_dicom
 
     if not has_dicom_source(analysis):
         raise InputError(NOT_DICOM)
@@ -300,7 +301,7 @@ def slice_source(analysis: Analysis) -> pydicom.Dataset:
 def slice_masks(analysis: Analysis, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(liver, tumour) bool masks of the analysis's current outline: the latest correction's, else the
     network's (read back from its stored mask picture)."""
-    from TumorApp.analysis.correct import mask_from_png, masks_from_mask_image
+    from TumorApp.analysis.slice.correct import mask_from_png, masks_from_mask_image
 
     latest = analysis.mask_versions.filter(number__gt=0).order_by("-number").first()
     if latest is None:
@@ -318,7 +319,7 @@ def send_analysis(*, analysis: Analysis, user=None, ip: str | None = None) -> Pa
 
     Raises `InputError` when the analysis cannot be sent at all (a PNG/JPEG upload: no DICOM source),
     `PacsNotConfigured` without DICOMWEB_URL; neither is recorded as a send."""
-    from TumorApp.analysis.pacs_objects import slice_instances
+    from TumorApp.analysis.series.pacs_objects import slice_instances
 
     _require_pacs()
     ds = slice_source(analysis)

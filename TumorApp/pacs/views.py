@@ -9,9 +9,10 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from TumorApp import selectors, series_services
+from TumorApp.analyses import selectors
+from TumorApp.series import services as series_services
 from TumorApp.analysis.errors import InputError
-from TumorApp.services import client_ip
+from TumorApp.analyses.services import client_ip
 
 from . import services
 from .client import PacsError, PacsNotConfigured, configured

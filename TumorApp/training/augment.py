@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from ..analysis.config import CONTRACT
-from ..analysis.preprocess import display_to_network, window_hu
+from ..analysis.slice.preprocess import display_to_network, window_hu
 from .dataset import UNSEPARATED, Patient
 from .lesions import insert_lesions
 

@@ -83,7 +83,7 @@ def run_job(a) -> None:
     else:
         # the final model's outputs on a few slices, to check the exported graph against on the CPU
         from .augment import display_scale
-        from ..analysis.preprocess import to_network_input
+        from ..analysis.slice.preprocess import to_network_input
 
         src = next(p for p in patients if p.name == "ircadb-01") if any(
             p.name == "ircadb-01" for p in patients) else patients[0]
@@ -150,7 +150,7 @@ def run_all(a) -> None:
 
 def npz_to_hdf5(npz: Path | str, out: Path | str, meta: dict) -> Path:
     """Weights sent back as float16 .npz -> the float32 HDF5 the product loads, with metadata."""
-    from ..analysis.network import build_unet, metadata_path, save_weights
+    from ..analysis.model.network import build_unet, metadata_path, save_weights
 
     d = np.load(npz)
     model = build_unet()

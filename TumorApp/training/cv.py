@@ -15,11 +15,11 @@ from typing import Callable
 import numpy as np
 
 from ..analysis.config import CONTRACT
-from ..analysis.measure import measure_lesions
-from ..analysis.postprocess import clean, lesion_labels
-from ..analysis.preprocess import display_to_network, window_hu
-from ..analysis.segment import segment_many
-from ..analysis.staging import stage
+from ..analysis.slice.measure import measure_lesions
+from ..analysis.slice.postprocess import clean, lesion_labels
+from ..analysis.slice.preprocess import display_to_network, window_hu
+from ..analysis.slice.segment import segment_many
+from ..analysis.slice.staging import stage
 from .dataset import UNSEPARATED, Patient, load_patients, without
 from .metrics import dice
 
@@ -164,7 +164,7 @@ def run_cv(data: str, out: str | Path, *, k: int = 5, seed: int = 0, train_kwarg
 
     Returns {"folds": {threshold: [figures per fold]}, "assignment": {patient: fold}, ...} and
     writes it to `out/cv.json`."""
-    from ..analysis.runtime import Segmenter
+    from ..analysis.model.runtime import Segmenter
     from .train import train
 
     out = Path(out)

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from ..analysis.config import CONTRACT
-from ..analysis.network import weights_metadata
-from ..analysis.runtime import Segmenter
-from ..analysis.postprocess import clean
-from ..analysis.preprocess import display_to_network, window_hu
-from ..analysis.segment import segment_many
+from ..analysis.model.network import weights_metadata
+from ..analysis.model.runtime import Segmenter
+from ..analysis.slice.postprocess import clean
+from ..analysis.slice.preprocess import display_to_network, window_hu
+from ..analysis.slice.segment import segment_many
 from .dataset import load_patients
 from .metrics import summarise
 
@@ -59,7 +59,7 @@ def evaluate(data: str | Path, holdout: str, weights: str | Path, *, second_pass
 
 def evaluate_uploads(files: list[Path], labels: list[np.ndarray], weights: str | Path) -> dict:
     """The same figures for whole uploads (e.g. DICOM files, or their PNG exports) via `analyze`."""
-    from ..analysis.pipeline import analyze
+    from ..analysis.slice.pipeline import analyze
 
     seg = Segmenter(weights)
     results = [analyze(f, filename=f.name, segmenter=seg, render_images=False) for f in files]

@@ -218,7 +218,7 @@ def ensure_base_weights(path: Path | str) -> Path:
 
 def _views_before(init_weights) -> int:
     """Views the initial weights had already been trained on (their metadata's `views_total`)."""
-    from ..analysis.network import weights_metadata
+    from ..analysis.model.network import weights_metadata
 
     if not init_weights or not Path(init_weights).is_file():
         return 0
@@ -257,7 +257,7 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
     is called before the weights are written (e.g. to keep a copy elsewhere)."""
     import keras
 
-    from ..analysis.network import build_unet, load_weights, metadata_path, save_weights
+    from ..analysis.model.network import build_unet, load_weights, metadata_path, save_weights
 
     keras.utils.set_random_seed(seed)
     holdout = list(holdout or [])

@@ -18,8 +18,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from TumorApp.analysis.config import CONTRACT  # noqa: E402
-from TumorApp.analysis.loading import load  # noqa: E402
-from TumorApp.analysis.preprocess import network_unit, to_network_input  # noqa: E402
+from TumorApp.analysis.io.loading import load  # noqa: E402
+from TumorApp.analysis.slice.preprocess import network_unit, to_network_input  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures"
 DICOM_66 = FIXTURES / "analysis_ircadb01_066.dcm"

@@ -12,10 +12,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from PIL import Image
 
-from TumorApp.analysis import pipeline
+from TumorApp.analysis.slice import pipeline
 
 from .conftest import DICOM_66, JPEG_103, REPO, SEED_440, IntensitySegmenter
-from .test_pipeline import LESION_KEYS, RESULT_KEYS
+from .slice.test_pipeline import LESION_KEYS, RESULT_KEYS
 
 
 @pytest.fixture(autouse=True)

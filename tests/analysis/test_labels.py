@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from TumorApp.analysis import labels, render, slice_view
+from TumorApp.analysis import labels
 from TumorApp.analysis.errors import InputError
+from TumorApp.analysis.series import slice_view
+from TumorApp.analysis.slice import render
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "bad"))
 from make_corpus import bomb_png  # noqa: E402  (the slice corpus's bomb, streamed: never in memory)

@@ -167,7 +167,7 @@ def test_controls_work_from_the_keyboard(transactional_db, live_server, browser_
 def test_series_pages_have_no_serious_or_critical_axe_violation(transactional_db, live_server, browser_context,
                                                                 django_user_model, tmp_path):
     """The whole-series pages: upload form (empty, with an error), queued progress, result with viewer, report."""
-    from TumorApp import series_services
+    from TumorApp.series import services as series_services
     from tests.analysis.series_fixtures import dicom_series
 
     base = live_server.url

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from TumorApp import selectors
+from TumorApp.analyses import selectors
 from TumorApp.analysis.labels import LIVER
 from TumorApp.models import Analysis
 
@@ -148,7 +148,7 @@ def test_paint_a_tumour_save_then_erase_it_and_save(transactional_db, live_serve
 
 
 def test_editor_on_a_tablet_with_touch(transactional_db, live_server, browser, django_user_model):
-    from TumorApp.services import create_analysis
+    from TumorApp.analyses.services import create_analysis
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     user = django_user_model.objects.create_user(username="reader", password=PASSWORD)

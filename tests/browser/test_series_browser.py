@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from TumorApp import series_services
-from TumorApp.analysis.runtime import get_segmenter
+from TumorApp.series import services as series_services
+from TumorApp.analysis.model.runtime import get_segmenter
 from tests.analysis.series_fixtures import SLICE_66, SLICE_84, dicom_series
 
 from .test_browser_flow import ARTIFACTS, CHROMIUM, page, shot  # noqa: F401  (the page fixture)

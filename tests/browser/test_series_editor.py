@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from TumorApp import series_services
+from TumorApp.series import services as series_services
 from TumorApp.models import SeriesJob
 from tests.analysis.series_fixtures import dicom_series
-from tests.web.test_series import files
+from tests.web.series.test_series import files
 
 from .test_browser_flow import page, shot  # noqa: F401  (the page fixture)
 from .test_browser_flow import pytestmark as browser_marks

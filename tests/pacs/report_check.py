@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydicom.sr.codedict import codes
 
-from TumorApp.analysis import pacs_objects as po
+from TumorApp.analysis.series import pacs_objects as po
 
 ALGORITHM_PARAMETER = "111002"  # DCM "Algorithm Parameters" (TID 4019)
 PERSON_LOGIN = "128774"  # DCM "Person Observer's Login Name" (TID 1003)

@@ -32,7 +32,7 @@ def run_command(*args) -> tuple[int, dict]:
 
 
 def test_retrieve_analyse_and_send(pacs_settings, orthanc, monkeypatch):
-    monkeypatch.setattr("TumorApp.analysis.runtime.get_segmenter", lambda **kw: IntensitySegmenter())
+    monkeypatch.setattr("TumorApp.analysis.model.runtime.get_segmenter", lambda **kw: IntensitySegmenter())
     items, study = ct_series("PACS-CLI-000005", n=3)
     series_uid = pydicom.dcmread(io.BytesIO(items[0][1])).SeriesInstanceUID
     store_in_orthanc(orthanc, items)

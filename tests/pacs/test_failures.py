@@ -8,7 +8,7 @@ import pydicom
 import pytest
 from django.core.management import call_command
 
-from TumorApp import series_services
+from TumorApp.series import services as series_services
 from TumorApp.checks import pacs_reachable
 from TumorApp.models import AuditEvent, PacsTransfer, SeriesJob
 from tests.analysis.conftest import IntensitySegmenter
@@ -145,7 +145,7 @@ def test_a_series_over_the_limits_is_refused_while_streaming(pacs_settings, orth
     items, study = ct_series("PACS-BIG-000010", n=3)
     series_uid = pydicom.dcmread(io.BytesIO(items[0][1])).SeriesInstanceUID
     store_in_orthanc(orthanc, items)
-    monkeypatch.setattr("TumorApp.analysis.series_input.MAX_SLICES", 2)
+    monkeypatch.setattr("TumorApp.analysis.io.series_input.MAX_SLICES", 2)
     too_many = auth_client.post("/api/pacs/retrieve/", {"series_uid": series_uid})
     assert too_many.status_code == 400 and "more than 2 images" in too_many.json()["error"]
     monkeypatch.undo()

@@ -10,7 +10,7 @@ import pytest
 from pydicom.uid import MRImageStorage
 from pynetdicom import AE
 
-from TumorApp import series_services
+from TumorApp.series import services as series_services
 from TumorApp.models import AuditEvent, PacsTransfer, SeriesJob
 from TumorApp.pacs.listener import Listener
 from tests.analysis.conftest import IntensitySegmenter

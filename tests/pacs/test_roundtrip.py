@@ -11,9 +11,9 @@ from dicomweb_client.api import DICOMwebClient
 from dicomweb_client.session_utils import create_session_from_user_pass
 from pydicom.uid import generate_uid
 
-from TumorApp import series_services
-from TumorApp.analysis import pacs_objects
-from TumorApp.series_corrections import correct_series
+from TumorApp.analysis.series import pacs_objects
+from TumorApp.series import services as series_services
+from TumorApp.series.corrections import correct_series
 from TumorApp.models import AuditEvent, PacsTransfer, SeriesJob
 from tests.analysis.conftest import IntensitySegmenter
 from tests.analysis.series_fixtures import dicom_series

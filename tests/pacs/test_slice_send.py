@@ -13,10 +13,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from pydicom.uid import generate_uid
 
-from TumorApp.analysis import pacs_objects
+from TumorApp.analysis.series import pacs_objects
 from TumorApp.models import AuditEvent, PacsTransfer
 from tests.web.helpers import FIXTURES, PNG_TUMOR, make_analysis
-from tests.web.test_corrections import disc, liver_centre, model_masks, png, put
+from tests.web.corrections.test_corrections import disc, liver_centre, model_masks, png, put
 
 from .conftest import store_in_orthanc
 from .report_check import SLICE_NOT_FIGURES, check_group, login_names
@@ -37,7 +37,7 @@ def dicom_slice(patient_id: str) -> bytes:
 
 
 def analyse(user, data: bytes, name: str = "slice.dcm"):
-    from TumorApp.services import create_analysis
+    from TumorApp.analyses.services import create_analysis
 
     return create_analysis(user=user, upload=SimpleUploadedFile(name, data))
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from TumorApp.analysis.staging import stage_for_diameter
+from TumorApp.analysis.slice.staging import stage_for_diameter
 from TumorApp.training.cv import SliceResult, _stage, make_folds, summarise, without_others
 from TumorApp.training.dataset import Patient, all_patient_ids, without
 

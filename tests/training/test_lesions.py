@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from TumorApp.analysis.loading import load
+from TumorApp.analysis.io.loading import load
 from TumorApp.training.augment import sample_view
 from TumorApp.training.dataset import Patient
 from TumorApp.training.lesions import insert_lesions

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from TumorApp.analysis.loading import load
+from TumorApp.analysis.io.loading import load
 from TumorApp.training.dataset import UNSEPARATED, Patient, load_patients, save_cache
 from TumorApp.training.pseudolabels import normal_parenchyma, with_normal_parenchyma
 from TumorApp.training.train import RECIPES, Recipe, make_epoch, slice_distribution
@@ -104,8 +104,8 @@ def test_every_named_recipe_is_a_recipe():
 
 
 def test_weights_sent_back_as_float16_load_into_the_network(tmp_path):
-    from TumorApp.analysis.network import build_unet, weights_metadata
-    from TumorApp.analysis.runtime import Segmenter
+    from TumorApp.analysis.model.network import build_unet, weights_metadata
+    from TumorApp.analysis.model.runtime import Segmenter
     from TumorApp.training.campaign import KerasSegmenter, npz_to_hdf5
 
     model = build_unet()

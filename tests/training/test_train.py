@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from TumorApp.analysis.loading import load
+from TumorApp.analysis.io.loading import load
 from TumorApp.training.augment import sample_view, slice_weights
 from TumorApp.training.dataset import Patient, load_patients, save_cache
 
@@ -44,7 +44,7 @@ def test_sampling_favours_tumour_slices(patients):
 
 
 def test_train_writes_loadable_weights_and_says_what_it_trained_on(patients, tmp_path):
-    from TumorApp.analysis.runtime import Segmenter
+    from TumorApp.analysis.model.runtime import Segmenter
     from TumorApp.training.evaluate import TrainedOnHoldout, check_held_out
     from TumorApp.training.train import train
 

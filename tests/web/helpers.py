@@ -39,7 +39,7 @@ def upload(fixture: str = PNG_TUMOR, *, name: str | None = None, data: bytes | N
 
 
 def make_analysis(user, fixture: str = PNG_TUMOR, **kwargs):
-    from TumorApp.services import create_analysis
+    from TumorApp.analyses.services import create_analysis
 
     return create_analysis(user=user, upload=upload(fixture), **kwargs)
 
@@ -72,7 +72,7 @@ def submit_series_folder(env, folder: Path) -> None:
     manage(env, "shell", "-c", (
         "from pathlib import Path; from django.contrib.auth.models import User;"
         "from django.core.files.uploadedfile import SimpleUploadedFile as F;"
-        "from TumorApp.series_services import submit_series;"
+        "from TumorApp.series.services import submit_series;"
         "u = User.objects.create_user('w', password='Liver-Scan-Review-42');"
         f"submit_series(user=u, uploads=[F(p.name, p.read_bytes()) for p in sorted(Path('{folder}').iterdir())])"))
 

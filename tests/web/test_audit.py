@@ -71,10 +71,10 @@ def test_audit_events_cannot_be_edited_in_the_admin(admin_client, user):
 
 @pytest.mark.django_db(transaction=True)  # the series worker's heartbeat thread has its own connection
 def test_series_views_reports_and_downloads_are_recorded_like_analysis_views(auth_client, other_client, user):
-    from TumorApp import series_services
+    from TumorApp.series import services as series_services
     from tests.analysis.series_fixtures import dicom_series
 
-    from .test_series import files
+    from .series.test_series import files
 
     job = series_services.submit_series(user=user, uploads=files(dicom_series(2)))
     assert auth_client.get(reverse("api-series", args=[job.pk])).json()["status"] == "queued"  # a poll: not recorded

@@ -38,7 +38,7 @@ def test_background_sweeper_removes_old_orphans_and_keeps_young_files(user, medi
     import threading
     import time
 
-    from TumorApp.services import sweep_orphans
+    from TumorApp.analyses.services import sweep_orphans
 
     analysis = make_analysis(user)
     old = media_root / "uploads" / str(user.pk) / "killed.png"

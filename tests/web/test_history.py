@@ -2,7 +2,7 @@
 import pytest
 from django.urls import reverse
 
-from TumorApp import views
+from TumorApp.analyses import views
 from TumorApp.models import Analysis
 
 from .helpers import PNG_PLAIN, PNG_TUMOR, make_analysis, stored_files

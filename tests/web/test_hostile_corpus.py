@@ -82,7 +82,7 @@ def test_whole_hostile_corpus_loads_in_bounded_memory(hostile):
     decoding any of them would take (each would need 256 MiB to several GiB)."""
     script = (
         "import sys, pathlib\n"
-        "from TumorApp.analysis.loading import load\n"
+        "from TumorApp.analysis.io.loading import load\n"
         "from TumorApp.analysis.errors import InputError\n"
         "refused = 0\n"
         "for path in sorted(pathlib.Path(sys.argv[1]).iterdir()):\n"

@@ -6,8 +6,8 @@ import re
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from TumorApp import series_services
-from TumorApp.analysis import runtime
+from TumorApp.series import services as series_services
+from TumorApp.analysis.model import runtime
 from tests.analysis.conftest import IntensitySegmenter
 from tests.analysis.series_fixtures import dicom_series
 

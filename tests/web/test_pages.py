@@ -73,7 +73,7 @@ def test_static_css_is_served(client):
 def test_server_error_page_renders_without_request_context(client, settings):
     from django.test import RequestFactory
 
-    from TumorApp.views import server_error
+    from TumorApp.error_views import server_error
 
     response = server_error(RequestFactory().get("/detect/"))
     assert response.status_code == 500
@@ -86,7 +86,7 @@ def test_database_failure_is_a_503_page():
     from django.db import OperationalError
     from django.test import RequestFactory
 
-    from TumorApp.views import server_error
+    from TumorApp.error_views import server_error
 
     try:
         raise OperationalError("(2003, \"Can't connect to MySQL server\")")

@@ -6,7 +6,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from TumorApp import services
+from TumorApp.analyses import services
 from TumorApp.models import Analysis
 
 from .helpers import stored_files, upload

@@ -14,9 +14,9 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from PIL import Image
 
-from TumorApp.analysis import pipeline
+from TumorApp.analysis.slice import pipeline
 from TumorApp.analysis.config import CONTRACT
-from TumorApp.analysis.plausibility import UPSIDE_DOWN_WARNING
+from TumorApp.analysis.slice.plausibility import UPSIDE_DOWN_WARNING
 
 from .helpers import DICOM, FIXTURES, PNG_TUMOR, stored_files, upload
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from TumorApp.analysis.errors import InputError
-from TumorApp.analysis.pipeline import AnalysisResult, analyze_many
+from TumorApp.analysis.slice.pipeline import AnalysisResult, analyze_many
 
 
 class Command(BaseCommand):

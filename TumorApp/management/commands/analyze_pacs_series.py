@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand
 from TumorApp.analysis.errors import InputError
 from TumorApp.models import AuditEvent
 from TumorApp.pacs.client import PacsError
-from TumorApp.services import record_event
+from TumorApp.analyses.services import record_event
 
 ACTOR = "manage.py"
 
@@ -51,8 +51,8 @@ class Command(BaseCommand):
             self.stdout.write(f"stored {name}: {uid}")
 
     def _run(self, options) -> dict:
-        from TumorApp.analysis.export import export_for
-        from TumorApp.analysis.volume import analyze_series
+        from TumorApp.analysis.series.export import export_for
+        from TumorApp.analysis.series.volume import analyze_series
         from TumorApp.pacs import services
 
         uid = options["series_uid"].strip()

@@ -14,8 +14,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand
 
 from TumorApp.analysis.errors import InputError
-from TumorApp.analysis.export import export_for
-from TumorApp.analysis.volume import analyze_series
+from TumorApp.analysis.series.export import export_for
+from TumorApp.analysis.series.volume import analyze_series
 
 
 class Command(BaseCommand):

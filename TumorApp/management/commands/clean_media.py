@@ -1,7 +1,7 @@
 """`manage.py clean_media [--min-age-minutes 60]`: delete stored files that no analysis refers to."""
 from django.core.management.base import BaseCommand
 
-from TumorApp.services import remove_orphan_files
+from TumorApp.analyses.services import remove_orphan_files
 
 
 class Command(BaseCommand):

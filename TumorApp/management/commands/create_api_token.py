@@ -2,7 +2,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from TumorApp.tokens import create_token
+from TumorApp.accounts.tokens import create_token
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 """`manage.py ensure_admin`: first-run default account admin/admin, only when no user exists."""
 from django.core.management.base import BaseCommand
 
-from TumorApp.services import ensure_default_admin
+from TumorApp.accounts.services import ensure_default_admin
 
 
 class Command(BaseCommand):

@@ -104,7 +104,7 @@ class Command(BaseCommand):
         """The 8 untouched DICOM files, and the same slices exported as W400/L40 8-bit PNG."""
         import cv2
 
-        from TumorApp.analysis.preprocess import DISPLAY_WINDOW, to_uint8, window_hu
+        from TumorApp.analysis.slice.preprocess import DISPLAY_WINDOW, to_uint8, window_hu
 
         volume = np.load(root / "volume.npz")
         labels_all, ct_all = volume["label"], volume["ct"]
@@ -141,7 +141,7 @@ class Command(BaseCommand):
 
 
     def _cv(self, o):
-        from TumorApp.analysis.network import weights_metadata
+        from TumorApp.analysis.model.network import weights_metadata
         from TumorApp.training.cv import run_cv
 
         init = o["init_weights"] or None
@@ -180,8 +180,8 @@ class Command(BaseCommand):
     def _baseline(self, o, summary) -> list[dict]:
         """The --baseline weights on each fold's patients (refused if they trained on any of them)."""
         from TumorApp.analysis.config import CONTRACT
-        from TumorApp.analysis.network import weights_metadata
-        from TumorApp.analysis.runtime import Segmenter
+        from TumorApp.analysis.model.network import weights_metadata
+        from TumorApp.analysis.model.runtime import Segmenter
         from TumorApp.training.cv import evaluate_patients, summarise, without_others
         from TumorApp.training.dataset import load_patients
 

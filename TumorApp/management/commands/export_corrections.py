@@ -14,7 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("out_dir")
 
     def handle(self, *args, **options):
-        from TumorApp.correction_export import export_corrections
+        from TumorApp.corrections.export import export_corrections
 
         manifest = export_corrections(options["out_dir"])
         series = [m for m in manifest if m.get("kind") == "series"]

@@ -30,8 +30,8 @@ import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
 from TumorApp.analysis.config import DEFAULT_WEIGHTS, REPO_ROOT
-from TumorApp.analysis.network import metadata_path, weights_metadata
-from TumorApp.analysis.quantize import CALIBRATION
+from TumorApp.analysis.model.network import metadata_path, weights_metadata
+from TumorApp.analysis.model.quantize import CALIBRATION
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 
@@ -54,9 +54,9 @@ def seed_inputs(root: Path) -> list[tuple[str, int, str, np.ndarray]]:
     import cv2
 
     from TumorApp.analysis.config import CONTRACT
-    from TumorApp.analysis.loading import load
-    from TumorApp.analysis.preprocess import network_unit, to_network_input
-    from TumorApp.analysis.segment import _crop_box, _extract
+    from TumorApp.analysis.io.loading import load
+    from TumorApp.analysis.slice.preprocess import network_unit, to_network_input
+    from TumorApp.analysis.slice.segment import _crop_box, _extract
 
     fixtures = {int(m.group(1)) for p in FIXTURES.glob("*seed_*.png")
                 if (m := re.search(r"seed_(\d+)\.png$", p.name))}
@@ -91,7 +91,7 @@ def seed_inputs(root: Path) -> list[tuple[str, int, str, np.ndarray]]:
 
 def _hu_inputs(patient, view: str, indices: np.ndarray) -> list[tuple[str, int, str, np.ndarray]]:
     """Slices `indices` of an HU patient as the network sees them (its window, resized)."""
-    from TumorApp.analysis.preprocess import to_network_input, window_hu
+    from TumorApp.analysis.slice.preprocess import to_network_input, window_hu
 
     return [(patient.name, int(k), view, to_network_input(window_hu(patient.images[k]))) for k in indices]
 

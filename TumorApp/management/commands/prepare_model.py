@@ -27,9 +27,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, strict=False, remeasure=False, check_slices=None, repeats=None, figures=False,
                **options):
-        from TumorApp.analysis import backend_trial
-        from TumorApp.analysis.backend_choice import record_path
-        from TumorApp.analysis.runtime import Segmenter, backend_from_env, series_backend_from_env
+        from TumorApp.analysis.model import backend_trial
+        from TumorApp.analysis.model.backend_choice import record_path
+        from TumorApp.analysis.model.runtime import Segmenter, backend_from_env, series_backend_from_env
 
         # One line: the export/quantisation log lines would break it.
         logging.getLogger("TumorApp.analysis").setLevel(logging.WARNING)

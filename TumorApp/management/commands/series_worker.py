@@ -10,7 +10,7 @@ import threading
 
 from django.core.management.base import BaseCommand
 
-from TumorApp import series_services
+from TumorApp.series import services as series_services
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 """`manage.py unlock USERNAME`: lift a login lockout (django-axes) for that account, from every address; audited."""
 from django.core.management.base import BaseCommand
 
-from TumorApp.lockout import unlock
+from TumorApp.accounts.lockout import unlock
 
 
 class Command(BaseCommand):

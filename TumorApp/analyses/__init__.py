@@ -1,0 +1,1 @@
+"""Slice analyses: upload, result pages, history and their API."""

@@ -1,0 +1,1 @@
+"""Readers of uploads: DICOM, PNG/JPEG, NIfTI, zips -> slices and volumes."""

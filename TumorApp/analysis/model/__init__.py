@@ -1,0 +1,1 @@
+"""The network: its definition, exported graphs, quantisation and the runtime that runs it."""

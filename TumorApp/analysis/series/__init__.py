@@ -1,0 +1,1 @@
+"""Whole CT series: volume reading and segmentation, slice views, corrections, exports."""

@@ -1,0 +1,1 @@
+"""The one-slice pipeline by stage: preprocess, segment, postprocess, measure, staging, render."""

@@ -1,0 +1,1 @@
+"""Whole CT series: jobs, their queue and worker, pages, API and corrections."""
