@@ -11,6 +11,7 @@ from django.contrib.auth.admin import UserAdmin
 from .accounts import lockout
 from .series import services as series_services
 from .analyses import services
+from . import audit
 from .models import AccountFlags, Analysis, ApiToken, AuditEvent, MaskVersion, PacsTransfer, SeriesJob, SeriesVersion
 
 User = get_user_model()
@@ -18,7 +19,7 @@ User = get_user_model()
 
 def _delete_analyses(request, analyses) -> None:
     for analysis in analyses:
-        services.delete_analysis(analysis=analysis, actor=request.user, ip=services.client_ip(request))
+        services.delete_analysis(analysis=analysis, actor=request.user, ip=audit.client_ip(request))
 
 
 @admin.register(Analysis)
@@ -118,7 +119,7 @@ class SeriesJobAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for job in queryset:
             try:
-                series_services.delete_series(job=job, actor=request.user, ip=services.client_ip(request))
+                series_services.delete_series(job=job, actor=request.user, ip=audit.client_ip(request))
             except series_services.SeriesRunning as e:  # a bulk delete with running jobs; or claimed just now
                 self.message_user(request, f"Not deleted: {e}", messages.WARNING)
 
@@ -156,7 +157,7 @@ def unlock_users(modeladmin, request, queryset):
     names = []
     for user in queryset:
         lockout.unlock(username=user.get_username(), by=request.user.get_username(),
-                       ip=services.client_ip(request))
+                       ip=audit.client_ip(request))
         names.append(user.get_username())
     modeladmin.message_user(request, f"Unlocked: {', '.join(names)}.", messages.SUCCESS)
 

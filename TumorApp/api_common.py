@@ -14,7 +14,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from .accounts import selectors, tokens
-from .analyses import services
+from . import audit
 
 
 def error(status: int, message: str, **extra) -> JsonResponse:
@@ -46,7 +46,7 @@ def api_login_required(view):
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 return _unauthorised("Send the API token as 'Authorization: Bearer <token>'.")
-            check = tokens.authenticate(token, ip=services.client_ip(request))
+            check = tokens.authenticate(token, ip=audit.client_ip(request))
             if check.user is None:
                 return _unauthorised(check.error + " Create a token on the profile page or with "
                                      "'python manage.py create_api_token USERNAME'.")

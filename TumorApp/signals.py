@@ -11,25 +11,26 @@ from django.dispatch import receiver
 
 from .series import services as series_services
 from .analyses import services
+from . import audit
 from .models import Analysis, AuditEvent, MaskVersion, SeriesJob
 
 
 @receiver(user_logged_in, dispatch_uid="audit_login")
 def _logged_in(sender, request, user, **kwargs):
-    services.record_event(action=AuditEvent.Action.LOGIN, user=user, ip=services.client_ip(request))
+    audit.record_event(action=AuditEvent.Action.LOGIN, user=user, ip=audit.client_ip(request))
 
 
 @receiver(user_login_failed, dispatch_uid="audit_login_failed")
 def _login_failed(sender, credentials, request=None, **kwargs):
     # credentials are already cleansed by Django (password masked); only the name is kept.
-    services.record_event(action=AuditEvent.Action.LOGIN_FAILED, username=str(credentials.get("username") or ""),
-                          ip=services.client_ip(request))
+    audit.record_event(action=AuditEvent.Action.LOGIN_FAILED, username=str(credentials.get("username") or ""),
+                          ip=audit.client_ip(request))
 
 
 @receiver(user_logged_out, dispatch_uid="audit_logout")
 def _logged_out(sender, request, user, **kwargs):
     if user is not None:
-        services.record_event(action=AuditEvent.Action.LOGOUT, user=user, ip=services.client_ip(request))
+        audit.record_event(action=AuditEvent.Action.LOGOUT, user=user, ip=audit.client_ip(request))
 
 
 @receiver(post_delete, sender=Analysis, dispatch_uid="analysis_files")
@@ -38,7 +39,7 @@ def _analysis_deleted(sender, instance, **kwargs):
     committed, and is audited: by the service when it knows who did it, else here."""
     services.remove_files_on_commit(instance)
     if not getattr(instance, "_audited", False):
-        services.record_event(action=AuditEvent.Action.DELETE, username=_owner_name(instance),
+        audit.record_event(action=AuditEvent.Action.DELETE, username=_owner_name(instance),
                               analysis_id=instance.pk)
 
 
@@ -56,7 +57,7 @@ def _series_deleted(sender, instance, **kwargs):
     folder goes once committed, and the deletion is audited."""
     series_services.remove_folder_on_commit(instance)
     if not getattr(instance, "_audited", False):
-        services.record_event(action=AuditEvent.Action.SERIES_DELETE, username=_owner_name(instance),
+        audit.record_event(action=AuditEvent.Action.SERIES_DELETE, username=_owner_name(instance),
                               detail=f"series {instance.pk}")
 
 
@@ -68,8 +69,8 @@ def _owner_name(analysis) -> str:
 @receiver(user_locked_out, dispatch_uid="audit_lockout")
 def _locked_out(sender, request=None, username=None, ip_address=None, **kwargs):
     # Sent by django-axes at the failure that locks the account and at each attempt during the lockout.
-    services.record_event(action=AuditEvent.Action.LOCKOUT, username=str(username or ""),
-                          ip=ip_address or services.client_ip(request))
+    audit.record_event(action=AuditEvent.Action.LOCKOUT, username=str(username or ""),
+                          ip=ip_address or audit.client_ip(request))
 
 
 @receiver(series_services.series_done, dispatch_uid="pacs_auto_send")

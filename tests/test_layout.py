@@ -135,3 +135,22 @@ def test_features_do_not_import_each_others_views(graph):
             t = target.split(".")
             if len(t) >= 3 and t[0] == "TumorApp" and t[1] in FEATURES and t[1] != parts[1]:
                 assert t[2] not in VIEW_MODULES, f"{module} imports {target}"
+
+
+def test_analysis_subpackages_have_no_circle_between_them(graph):
+    """io, model, slice and series as whole packages: what a stage needs sits below it, never both ways
+    (e.g. model/ runs graphs and knows nothing of the slice stages; measuring backends through those
+    stages is analysis/backend_trial.py, above both)."""
+    edges, _ = graph
+
+    def package(module: str) -> str:
+        rest = module[len(ANALYSIS) + 1:].split(".") if module.startswith(ANALYSIS + ".") else []
+        return f"{ANALYSIS}.{rest[0]}" if len(rest) > 1 else module
+
+    packages: dict[str, set[str]] = {}
+    for module, targets in edges.items():
+        if module.startswith(ANALYSIS + "."):
+            source = package(module)
+            packages.setdefault(source, set()).update(
+                package(t) for t in targets if t.startswith(ANALYSIS + ".") and package(t) != source)
+    assert _cycles(packages) == []

@@ -8,7 +8,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from ..models import AuditEvent
-from ..analyses.services import record_event
+from ..audit import record_event
 
 # The longest username an account can have (Django's User.username); longer ones cannot match.
 USERNAME_MAX = 150

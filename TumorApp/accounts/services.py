@@ -6,7 +6,7 @@ import logging
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from ..analyses.services import record_event
+from ..audit import record_event
 from ..models import AccountFlags, AuditEvent
 
 log = logging.getLogger("TumorApp.audit")

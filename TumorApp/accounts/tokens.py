@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..models import ApiToken, AuditEvent
-from ..analyses.services import record_event
+from ..audit import record_event
 
 TOKEN_PREFIX = "lt_"  # says what the secret is when it turns up in a script or a log
 NAME_MAX = 100

@@ -10,7 +10,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from ..analyses.services import client_ip
+from ..audit import client_ip
 from . import selectors, services, tokens
 from .forms import ApiTokenForm, ProfileForm
 

@@ -15,6 +15,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from ..audit import record_event
 from ..models import Analysis, AuditEvent, MaskVersion
 
 log = logging.getLogger("TumorApp.audit")
@@ -58,21 +59,6 @@ def _thumbnail(png: bytes) -> bytes:
         out = io.BytesIO()
         im.save(out, format="PNG")  # optimize=True cost ~4 ms per upload for ~3 % smaller thumbnails
     return out.getvalue()
-
-
-def client_ip(request) -> str | None:
-    """The peer address as the WSGI server saw it (no X-Forwarded-For: a client could forge it)."""
-    return (request.META.get("REMOTE_ADDR") or None) if request is not None else None
-
-
-def record_event(*, action: str, user=None, username: str = "", analysis_id: int | None = None,
-                 ip: str | None = None, detail: str = "") -> AuditEvent:
-    """Append one audit event; `username` defaults to the user's current name."""
-    if user is not None and not getattr(user, "is_authenticated", False):
-        user = None
-    name = username or (user.get_username() if user is not None else "")
-    return AuditEvent.objects.create(user=user, username=name[:150], action=action,
-                                     analysis_id=analysis_id, ip=ip or None, detail=detail[:255])
 
 
 def create_analysis(*, user, upload, pixel_spacing: float | None = None, ip: str | None = None,

@@ -19,7 +19,7 @@ from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
 
 from TumorApp.analysis.errors import InputError
 from TumorApp.models import AuditEvent, PacsTransfer
-from TumorApp.analyses.services import record_event
+from TumorApp.audit import record_event
 
 from . import services
 from .forms import UID

@@ -18,7 +18,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from TumorApp.analyses import selectors
-from TumorApp.analyses.services import record_event
+from TumorApp.audit import record_event
 from TumorApp.analysis.errors import InputError
 from TumorApp.models import Analysis, AuditEvent, PacsTransfer, SeriesJob
 from TumorApp.series import services as series_services

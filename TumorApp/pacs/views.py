@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from TumorApp.analyses import selectors
 from TumorApp.series import services as series_services
 from TumorApp.analysis.errors import InputError
-from TumorApp.analyses.services import client_ip
+from TumorApp.audit import client_ip
 
 from . import services
 from .client import PacsError, PacsNotConfigured, configured

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from TumorApp.analysis.errors import InputError
 
-from ..analyses import services
+from .. import audit
 from ..api_common import allow, api_login_required, error, multipart_put
 from ..models import AuditEvent, SeriesJob
 from . import corrections as series_corrections, services as series_services
@@ -32,7 +32,7 @@ def api_series_list(request):
         return error(413 if too_large else 400, " ".join(m for ms in errors.values() for m in ms), fields=errors)
     try:
         job = series_services.submit_series(user=request.user, uploads=form.cleaned_data["file"],
-                                            ip=services.client_ip(request))
+                                            ip=audit.client_ip(request))
     except InputError as e:
         return error(400, str(e), fields={"file": [str(e)]})
     response = JsonResponse({"id": job.pk, "status": job.status}, status=202)
@@ -48,7 +48,7 @@ def api_series(request, pk: int):
         return error(404, "No such series.")
     if request.method == "DELETE":
         try:
-            series_services.delete_series(job=job, ip=services.client_ip(request))
+            series_services.delete_series(job=job, ip=audit.client_ip(request))
         except series_services.SeriesRunning as e:
             return error(409, str(e))
         return HttpResponse(status=204)
@@ -76,7 +76,7 @@ def api_series_export(request, pk: int):
 def _corrected(request, job: SeriesJob, action: str, **change) -> JsonResponse:
     """Save one correction through the service; the recomputed series JSON, or a JSON error."""
     try:
-        series_corrections.correct_series(job=job, user=request.user, ip=services.client_ip(request),
+        series_corrections.correct_series(job=job, user=request.user, ip=audit.client_ip(request),
                                           action=action, **change)
     except InputError as e:
         return error(400, str(e))

@@ -24,7 +24,7 @@ from TumorApp.analysis.errors import InputError
 from TumorApp.analysis.labels import decode_png
 
 from ..models import AuditEvent, SeriesJob, SeriesVersion
-from ..analyses.services import record_event
+from ..audit import record_event
 
 log = logging.getLogger("TumorApp.series")
 

@@ -19,7 +19,7 @@ from TumorApp.analysis.labels import encode_png
 from TumorApp.analysis.series.slice_view import WINDOWS, render_slice
 
 from . import corrections as series_corrections, services as series_services
-from ..analyses import services
+from .. import audit
 from ..models import AuditEvent, SeriesJob, SeriesVersion
 from .forms import SeriesUploadForm
 from ..pacs import client as pacs_client
@@ -32,7 +32,7 @@ def _owned(request, pk: int) -> SeriesJob:
 
 def _audit(request, job: SeriesJob, action: str) -> None:
     """Record who saw or took a series' result, as analysis views are (detail "series <id>")."""
-    services.record_event(action=action, user=request.user, ip=services.client_ip(request), detail=f"series {job.pk}")
+    audit.record_event(action=action, user=request.user, ip=audit.client_ip(request), detail=f"series {job.pk}")
 
 
 # --- pages ---------------------------------------------------------------------------------------
@@ -44,7 +44,7 @@ def series_new(request):
     if request.method == "POST" and form.is_valid():
         try:
             job = series_services.submit_series(user=request.user, uploads=form.cleaned_data["file"],
-                                                ip=services.client_ip(request))
+                                                ip=audit.client_ip(request))
         except InputError as e:
             form.add_error("file", str(e))
         else:
@@ -113,7 +113,7 @@ def series_delete(request, pk: int):
     job = _owned(request, pk)
     if request.method == "POST":
         try:
-            series_services.delete_series(job=job, ip=services.client_ip(request))
+            series_services.delete_series(job=job, ip=audit.client_ip(request))
         except series_services.SeriesRunning as e:
             return render(request, "series/confirm_delete.html", {"job": job, "refused": str(e)}, status=409)
         messages.success(request, f"Deleted the series {job.name}.")
@@ -134,7 +134,7 @@ def _download(request, job: SeriesJob, action: str) -> HttpResponse:
                                                                nifti=request.GET.get("format") == "nifti")
     except SeriesVersion.DoesNotExist:
         raise Http404("No such version.")
-    services.record_event(action=action, user=request.user, ip=services.client_ip(request),
+    audit.record_event(action=action, user=request.user, ip=audit.client_ip(request),
                           detail=f"series {job.pk}" + (f" version {version}" if version else ""))
     response = HttpResponse(data, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{name}"'

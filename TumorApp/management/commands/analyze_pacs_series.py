@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand
 from TumorApp.analysis.errors import InputError
 from TumorApp.models import AuditEvent
 from TumorApp.pacs.client import PacsError
-from TumorApp.analyses.services import record_event
+from TumorApp.audit import record_event
 
 ACTOR = "manage.py"
 

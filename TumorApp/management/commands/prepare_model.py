@@ -27,7 +27,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, strict=False, remeasure=False, check_slices=None, repeats=None, figures=False,
                **options):
-        from TumorApp.analysis.model import backend_trial
+        from TumorApp.analysis import backend_trial
         from TumorApp.analysis.model.backend_choice import record_path
         from TumorApp.analysis.model.runtime import Segmenter, backend_from_env, series_backend_from_env
 

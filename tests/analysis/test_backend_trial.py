@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from TumorApp.analysis.model import backend_choice, backend_trial, runtime
+from TumorApp.analysis import backend_trial
+from TumorApp.analysis.model import backend_choice, runtime
 from TumorApp.analysis.model.backend_choice import TIE, Figures
 from TumorApp.analysis.config import DEFAULT_WEIGHTS
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend_choice
-from .backend_choice import Choice, Figures, choose
-from ..config import CONTRACT, DEFAULT_WEIGHTS
-from ..slice.measure import measure_lesions
-from ..slice.postprocess import clean
-from ..slice.preprocess import from_network_output
-from ..slice.staging import stage
+from .config import CONTRACT, DEFAULT_WEIGHTS
+from .model import backend_choice
+from .model.backend_choice import Choice, Figures, choose
+from .slice.measure import measure_lesions
+from .slice.postprocess import clean
+from .slice.preprocess import from_network_output
+from .slice.staging import stage
 
 
 SERIES_BATCH = 16  # what volume.py's batches look like to the network
@@ -31,7 +31,7 @@ DEFAULT_REPEATS = 5
 
 def check_inputs(count: int | None = None) -> np.ndarray:
     """`count` calibration inputs spread evenly over the set (all when None), (N, S, S) in [0, 1]."""
-    from .quantize import load_calibration
+    from .model.quantize import load_calibration
 
     inputs = load_calibration()["inputs"]
     if count is not None and count < len(inputs):
@@ -75,7 +75,7 @@ def _timed(segmenter, batch: np.ndarray) -> float:
 
 def start_backends(weights: Path | str, names: list[str]) -> tuple[dict, dict[str, str]]:
     """name -> Segmenter for each backend that starts as itself; name -> why for the others."""
-    from .runtime import Segmenter
+    from .model.runtime import Segmenter
 
     started, unavailable = {}, {}
     for name in names:
@@ -139,7 +139,7 @@ def prepare(weights: Path | str = DEFAULT_WEIGHTS, *, check_slices: int | None =
 
 def measure_here(weights: Path | str, check_slices: int | None, repeats: int) -> tuple[dict[str, Figures], dict[str, str]]:
     """Start every candidate backend, measure those that started, then let them go."""
-    from .runtime import candidates
+    from .model.runtime import candidates
 
     segmenters, unavailable = start_backends(weights, candidates())
     if backend_choice.REFERENCE not in segmenters:
