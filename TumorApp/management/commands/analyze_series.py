@@ -40,10 +40,10 @@ class Command(BaseCommand):
                                     progress=None if options["json"] else self._progress)
             record, stage_label = result.to_dict(), result.stage_label
             if options["seg_out"]:
-                labels = result.label_volume()
-                volume = dataclasses.replace(result.volume, hu=np.empty((0, 0, 0), np.int16))
-                # The SEG needs the headers and the labels only: let the CT and both masks go
-                # (1 GiB at the series voxel limit) before highdicom builds it.
+                # The SEG needs the headers and the labels only: let the CT go before the label
+                # volume is made, and both masks after (1 GiB at the series voxel limit in all).
+                result.volume = dataclasses.replace(result.volume, hu=np.empty((0, 0, 0), np.int16))
+                volume, labels = result.volume, result.label_volume()
                 del result
                 blob, _ = export_for(volume, labels)
                 del labels
