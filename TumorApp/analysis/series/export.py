@@ -47,6 +47,44 @@ def _stored_grid(volume: SeriesVolume, mask: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(mask)
 
 
+# Planes per step of the SEG input check below: 32 x 512 x 512 x 2 segments is 16 MiB.
+_CHECK_SLAB = 32
+
+
+def _segmentation_class():
+    """highdicom's `Segmentation` with its input check done a slab of planes at a time.
+
+    For a (z, y, x, segment) uint8 input the stock check (`_check_and_cast_pixel_array`, highdicom
+    0.28) sums over the segments into a whole uint64 volume, 8 bytes a voxel: 1.7 GiB at the series
+    voxel limit, most of the export's peak.  This one computes the same two facts (binary? segments
+    overlap?) slab by slab and leaves every other input to highdicom; the file is unchanged."""
+    import highdicom as hd
+
+    stock = getattr(hd.seg.Segmentation, "_check_and_cast_pixel_array", None)
+    if stock is None:  # a highdicom without the hook: its own check, whatever it costs
+        return hd.seg.Segmentation
+
+    class Segmentation(hd.seg.Segmentation):
+        @classmethod
+        def _check_and_cast_pixel_array(cls, pixel_array, segment_numbers, segmentation_type, dtype):
+            if not (type(pixel_array) is np.ndarray and pixel_array.ndim == 4 and pixel_array.dtype == np.uint8
+                    and pixel_array.shape[-1] == len(segment_numbers) > 1
+                    and segmentation_type == hd.seg.SegmentationTypeValues.BINARY):
+                return super()._check_and_cast_pixel_array(pixel_array, segment_numbers, segmentation_type, dtype)
+            top, overlap = 0, False
+            for start in range(0, len(pixel_array), _CHECK_SLAB):
+                slab = pixel_array[start:start + _CHECK_SLAB]
+                top = max(top, int(slab.max()))
+                if top > 1:
+                    raise ValueError("When passing a 4D stack of segments with an integer pixel type, "
+                                     "the pixel array must be binary.")
+                # uint8 sums: at most the number of segments, no overflow, 1 byte a pixel.
+                overlap = overlap or bool((slab.sum(axis=-1, dtype=np.uint8) > 1).any())
+            return pixel_array, (hd.seg.SegmentsOverlapValues.YES if overlap else hd.seg.SegmentsOverlapValues.NO)
+
+    return Segmentation
+
+
 def dicom_seg(volume: SeriesVolume, labels: np.ndarray, *, version: int = 0, corrected_by: str = "") -> bytes:
     import highdicom as hd
     from pydicom.sr.codedict import codes
@@ -76,7 +114,7 @@ def dicom_seg(volume: SeriesVolume, labels: np.ndarray, *, version: int = 0, cor
         plane = _stored_grid(volume, labels[k:k + 1])[0]
         stacked[k, ..., 0] = plane > 0
         stacked[k, ..., 1] = plane == 2
-    seg = hd.seg.Segmentation(
+    seg = _segmentation_class()(
         source_images=sources,
         pixel_array=stacked,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,

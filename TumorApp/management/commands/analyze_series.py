@@ -6,11 +6,13 @@ it prints one JSON object (`SeriesResult.to_dict()`); bad input prints `{"error"
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from django.core.management.base import BaseCommand
 
 from TumorApp.analysis.errors import InputError
@@ -36,8 +38,15 @@ class Command(BaseCommand):
                 raise InputError(f"{path} does not exist.")
             result = analyze_series(path, batch_size=max(1, options["batch_size"]),
                                     progress=None if options["json"] else self._progress)
+            record, stage_label = result.to_dict(), result.stage_label
             if options["seg_out"]:
-                blob, _ = export_for(result.volume, result.label_volume())
+                # The SEG needs the headers and the labels only: let the CT go before the label
+                # volume is made, and both masks after (1 GiB at the series voxel limit in all).
+                result.volume = dataclasses.replace(result.volume, hu=np.empty((0, 0, 0), np.int16))
+                volume, labels = result.volume, result.label_volume()
+                del result
+                blob, _ = export_for(volume, labels)
+                del labels
                 Path(options["seg_out"]).write_bytes(blob)
         except (InputError, OSError) as exc:
             message = str(exc) if isinstance(exc, InputError) else f"could not write {options['seg_out']}: {exc}"
@@ -46,7 +55,6 @@ class Command(BaseCommand):
             else:
                 self.stderr.write(f"error: {message}")
             sys.exit(1)
-        record = result.to_dict()
         if options["json"]:
             self.stdout.write(json.dumps(record, indent=2))
             return
@@ -54,7 +62,7 @@ class Command(BaseCommand):
         self.stdout.write(f"{record['slices']} slices ({seconds:.1f} s, {record['slices'] / seconds:.1f} slices/s), "
                           f"spacing {record['spacing_mm']} mm")
         self.stdout.write(f"liver {record['liver_volume_ml']} mL, tumour {record['tumor_volume_ml']} mL "
-                          f"({record['tumor_burden_percent']} %), {result.stage_label}")
+                          f"({record['tumor_burden_percent']} %), {stage_label}")
         for n, lesion in enumerate(record["lesions"], start=1):
             self.stdout.write(f"  lesion {n}: {lesion['volume_ml']} mL, longest {lesion['max_diameter_mm']} mm "
                               f"on slice {lesion['max_diameter_slice']}, slices {lesion['slice_range']}, "

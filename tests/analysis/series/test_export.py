@@ -76,3 +76,37 @@ def test_dicom_seg_of_a_series_without_tumour_has_liver_only():
     liver, _ = _masks(volume.hu.shape)
     seg = hd.seg.segread(io.BytesIO(dicom_seg(volume, liver.astype(np.uint8))))
     assert seg.NumberOfFrames == 2  # empty tumour frames are omitted
+
+
+@pytest.mark.parametrize("with_tumour", [True, False])
+def test_dicom_seg_is_the_one_stock_highdicom_makes(monkeypatch, with_tumour):
+    """The slab-wise input check (`_segmentation_class`) changes memory, not the file: pixels,
+    frames, references and SegmentsOverlap equal highdicom's own `Segmentation`'s."""
+    from TumorApp.analysis import export
+
+    volume = load_series(dicom_series(5, ImageOrientationPatient=[-1, 0, 0, 0, 1, 0]))
+    liver, tumor = _masks(volume.hu.shape)
+    labels = measure_volume(volume, liver, tumor if with_tumour else np.zeros_like(tumor)).label_volume()
+    monkeypatch.setattr(export, "_CHECK_SLAB", 2)  # several slabs on 5 slices
+    lean = pydicom.dcmread(io.BytesIO(dicom_seg(volume, labels)))
+    monkeypatch.setattr(export, "_segmentation_class", lambda: hd.seg.Segmentation)
+    stock = pydicom.dcmread(io.BytesIO(dicom_seg(volume, labels)))
+
+    assert lean.SegmentsOverlap == stock.SegmentsOverlap == ("YES" if with_tumour else "NO")
+    for keyword in ("PixelData", "NumberOfFrames", "PerFrameFunctionalGroupsSequence",
+                    "SharedFunctionalGroupsSequence", "ReferencedSeriesSequence", "SegmentSequence"):
+        assert lean[keyword] == stock[keyword], keyword
+    decoded = hd.seg.Segmentation.from_dataset(lean).get_pixels_by_source_instance(
+        source_sop_instance_uids=[ds.SOPInstanceUID for ds in volume.datasets], segment_numbers=[1, 2])
+    assert np.array_equal(decoded[..., 0], (labels > 0)[:, :, ::-1])  # the file's own pixel grid
+    assert np.array_equal(decoded[..., 1], (labels == 2)[:, :, ::-1])
+
+
+def test_dicom_seg_still_refuses_a_non_binary_stack():
+    from TumorApp.analysis.export import _segmentation_class
+
+    stack = np.zeros((3, 4, 4, 2), np.uint8)
+    stack[2, 1, 1, 1] = 2
+    with pytest.raises(ValueError, match="binary"):
+        _segmentation_class()._check_and_cast_pixel_array(
+            stack, np.array([1, 2]), hd.seg.SegmentationTypeValues.BINARY, np.uint8)
