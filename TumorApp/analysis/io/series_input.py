@@ -28,12 +28,13 @@ MAX_ZIP_ENTRIES = 2 * MAX_FILES
 MAX_FILE_BYTES = MAX_BYTES
 # All files of one series unpacked.
 MAX_SERIES_BYTES = 1024 * 2**20
-# Voxels in one series: the worker holds the volume (as float32 at worst) and the liver and tumour
-# masks, 6 bytes a voxel; with a reserve for the process this keeps a series at the limit under
-# 1.5 GiB resident.  About 850 slices of 512 x 512.
+# Voxels in one series: the worker holds the volume (int16) and the liver and tumour masks, 4 bytes
+# a voxel, beside the process itself (runtime, network, batches: the reserve).  Measured at the
+# limit by bench/series_memory.py, this keeps a series under 1.5 GiB resident.  About 700 slices
+# of 512 x 512.
 SERIES_MEMORY_BYTES = 1536 * 2**20
-PROCESS_RESERVE_BYTES = 256 * 2**20
-VOXEL_BYTES = 4 + 1 + 1
+PROCESS_RESERVE_BYTES = 832 * 2**20
+VOXEL_BYTES = 2 + 1 + 1
 MAX_SERIES_VOXELS = (SERIES_MEMORY_BYTES - PROCESS_RESERVE_BYTES) // VOXEL_BYTES
 
 # Where the upload check samples a series for the slice input check (plausibility.py): within the
