@@ -72,3 +72,69 @@ def stop_server(proc, scratch=None) -> None:
             proc.kill()
     if scratch is not None:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+# --- a throw-away server for the scripts that measure through HTTP --------------------------------
+
+BENCH_USER, BENCH_PASSWORD = "bench", "bench-Password-9731"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def manage(env: dict, *args: str) -> str:
+    """`manage.py ARGS` in a child process with `env`; its standard output."""
+    import subprocess
+
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True,
+                          capture_output=True, text=True).stdout
+
+
+def scratch_env(tmp: Path, **settings: str) -> dict:
+    """The environment of a server whose database, media and var/ live in `tmp` (SQLite); the ONNX
+    graphs are shared with the checkout (keyed by the weights' hash) unless ONNX_CACHE_DIR says."""
+    env = dict(os.environ, DEBUG="0", TUMOR_VAR_DIR=str(tmp), MEDIA_ROOT=str(tmp / "media"),
+               DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}", SECRET_KEY="bench-only-" + os.urandom(16).hex(),
+               ONNX_CACHE_DIR=os.environ.get("ONNX_CACHE_DIR", str(REPO / "var" / "cache" / "onnx")))
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.update(settings)
+    return env
+
+
+def prepare_site(env: dict, username: str = BENCH_USER, password: str = BENCH_PASSWORD) -> None:
+    """Migrate the scratch database and create the bench's user."""
+    manage(env, "migrate", "--noinput")
+    manage(env, "shell", "-c", "from django.contrib.auth import get_user_model; "
+           f"get_user_model().objects.create_user({username!r}, password={password!r})")
+
+
+def start_server(tmp: Path, timeout: float = 120, **settings: str):
+    """`python -m Tumor.serve` (what run.sh runs) on a free loopback port over `tmp`, once it answers
+    GET /login/; returns (process, base URL).  `settings` are extra environment variables."""
+    import subprocess
+    import time
+
+    import requests
+
+    port = free_port()
+    env = scratch_env(tmp, HOST="127.0.0.1", PORT=str(port), **settings)
+    prepare_site(env)
+    server = subprocess.Popen([sys.executable, "-m", "Tumor.serve"], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "wb"))
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(f"{base}/login/", timeout=30).status_code == 200:
+                return server, base
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            stop_server(server)
+            raise RuntimeError((tmp / "server.log").read_text()[-2000:])
+        time.sleep(0.1)

@@ -17,8 +17,6 @@ phase stops after --max-seconds.
 from __future__ import annotations
 
 import argparse
-import io
-import os
 import shutil
 import subprocess
 import sys
@@ -94,35 +92,14 @@ def one_analysis(inputs: list[Path]) -> None:
 
 
 def server_phase(upload: Path, concurrent: int, rounds: int, max_seconds: float) -> None:
-    import requests
-
     sys.path.insert(0, str(REPO / "bench"))
-    from request import PASSWORD, USERNAME, free_port, log_in, manage
+    from _common import start_server
+    from request import log_in
 
     tmp = Path(tempfile.mkdtemp(prefix="tumor-mem-"))
-    port = free_port()
-    env = dict(os.environ, DEBUG="0", TUMOR_VAR_DIR=str(tmp), MEDIA_ROOT=str(tmp / "media"),
-               DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}", SECRET_KEY="mem-only-" + os.urandom(16).hex(),
-               ONNX_CACHE_DIR=os.environ.get("ONNX_CACHE_DIR", str(REPO / "var" / "cache" / "onnx")),
-               HOST="127.0.0.1", PORT=str(port))
-    env.pop("DJANGO_SETTINGS_MODULE", None)
     server = None
     try:
-        manage(env, "migrate", "--noinput")
-        manage(env, "shell", "-c", "from django.contrib.auth import get_user_model; "
-               f"get_user_model().objects.create_user({USERNAME!r}, password={PASSWORD!r})")
-        server = subprocess.Popen([sys.executable, "-m", "Tumor.serve"], cwd=REPO, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "wb"))
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if requests.get(f"{base}/login/", timeout=30).status_code == 200:
-                    break
-            except requests.RequestException:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError((tmp / "server.log").read_text()[-2000:])
-                time.sleep(0.1)
+        server, base = start_server(tmp)
         sessions = [log_in(base) for _ in range(concurrent)]
         data = upload.read_bytes()
 

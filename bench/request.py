@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,24 +22,14 @@ import threading
 import time
 from pathlib import Path
 
-from _common import DICOM_SLICES, PNG_SLICES, REPO, machine, median, pct, rss_mib, stop_server
+from _common import (BENCH_PASSWORD, BENCH_USER, DICOM_SLICES, PNG_SLICES, REPO, free_port, machine, median, pct,
+                     prepare_site, rss_mib, scratch_env, stop_server)
 
 import requests  # noqa: E402
 
-USERNAME, PASSWORD = "bench", "bench-Password-9731"
+USERNAME, PASSWORD = BENCH_USER, BENCH_PASSWORD
 RESULT_URL = re.compile(r"/analyses/(\d+)/$")
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def manage(env: dict, *args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
 
 
 def log_in(base: str) -> requests.Session:
@@ -134,17 +123,11 @@ def main() -> None:
     files = {"dicom": DICOM_SLICES, "png": PNG_SLICES[:2], "mixed": [DICOM_SLICES[0], PNG_SLICES[0],
                                                                       DICOM_SLICES[1], PNG_SLICES[1]]}[args.files]
     tmp = Path(tempfile.mkdtemp(prefix="tumor-bench-"))
-    env = dict(os.environ, DEBUG="0", TUMOR_VAR_DIR=str(tmp), MEDIA_ROOT=str(tmp / "media"),
-               DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}", SECRET_KEY="bench-only-" + os.urandom(16).hex(),
-               # The exported ONNX graph is shared with the checkout (keyed by the weights' hash).
-               ONNX_CACHE_DIR=str(tmp / "onnx") if args.cold_cache else
-               os.environ.get("ONNX_CACHE_DIR", str(REPO / "var" / "cache" / "onnx")))
-    env.pop("DJANGO_SETTINGS_MODULE", None)
+    # The exported ONNX graph is shared with the checkout unless --cold-cache.
+    env = scratch_env(tmp, **({"ONNX_CACHE_DIR": str(tmp / "onnx")} if args.cold_cache else {}))
     server = None
     try:
-        manage(env, "migrate", "--noinput")
-        manage(env, "shell", "-c", "from django.contrib.auth import get_user_model; "
-               f"get_user_model().objects.create_user({USERNAME!r}, password={PASSWORD!r})")
+        prepare_site(env)
 
         port = free_port()
         base = f"http://127.0.0.1:{port}"

@@ -13,45 +13,13 @@ Linux only (/proc).
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from _common import FIXTURES, REPO, machine, rss_mib, stop_server
-
-
-def start_server(tmp: Path):
-    import requests
-
-    from request import PASSWORD, USERNAME, free_port, manage
-
-    port = free_port()
-    env = dict(os.environ, DEBUG="0", TUMOR_VAR_DIR=str(tmp), MEDIA_ROOT=str(tmp / "media"),
-               DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}", SECRET_KEY="bench-only-" + os.urandom(16).hex(),
-               ONNX_CACHE_DIR=os.environ.get("ONNX_CACHE_DIR", str(REPO / "var" / "cache" / "onnx")),
-               HOST="127.0.0.1", PORT=str(port), SERIES_WORKER="0")
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    manage(env, "migrate", "--noinput")
-    manage(env, "shell", "-c", "from django.contrib.auth import get_user_model; "
-           f"get_user_model().objects.create_user({USERNAME!r}, password={PASSWORD!r})")
-    server = subprocess.Popen([sys.executable, "-m", "Tumor.serve"], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "wb"))
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if requests.get(f"{base}/login/", timeout=30).status_code == 200:
-                return server, base
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline or server.poll() is not None:
-            stop_server(server)
-            raise RuntimeError((tmp / "server.log").read_text()[-2000:])
-        time.sleep(0.2)
+from _common import FIXTURES, machine, rss_mib, start_server, stop_server
 
 
 class Bystander(threading.Thread):
@@ -90,7 +58,7 @@ def main() -> None:
     try:
         folders = build(tmp / "corpus", args.only)
         (tmp / "server").mkdir()
-        server, base = start_server(tmp / "server")
+        server, base = start_server(tmp / "server", SERIES_WORKER="0")
         session = log_in(base)
         rss_base, _ = rss_mib(server.pid)
         print(f"server baseline RSS {rss_base:.0f} MiB\n")

@@ -23,15 +23,9 @@ import threading
 import time
 from pathlib import Path
 
-from _common import REPO, machine, median, pct, stop_server
+from _common import REPO, free_port, machine, median, pct, stop_server
 
 import requests  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def probe(base: str, seconds: float) -> tuple[list[float], int]:

@@ -15,27 +15,14 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 
-from _common import DICOM_SLICES, REPO, machine
+from _common import DICOM_SLICES, REPO, free_port, machine, manage
 
 import requests  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def manage(env: dict, *args: str) -> str:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True,
-                          capture_output=True, text=True).stdout
 
 
 class Server:

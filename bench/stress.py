@@ -27,24 +27,11 @@ import threading
 import time
 from pathlib import Path
 
-from _common import DICOM_SLICES, PNG_SLICES, REPO, machine
+from _common import DICOM_SLICES, PNG_SLICES, REPO, free_port, machine, manage
 
 import requests  # noqa: E402
 
 PASSWORD = "stress-Password-5521"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def manage(env: dict, *args: str) -> str:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True,
-                          capture_output=True, text=True).stdout
 
 
 class Server:

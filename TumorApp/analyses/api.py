@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from TumorApp.analysis.errors import InputError
 
+from .. import audit
 from ..api_common import allow, api_login_required, error, multipart_put
 from ..models import AuditEvent
 from . import selectors, services
@@ -46,7 +47,7 @@ def analyses(request):
     try:
         analysis = services.create_analysis(user=request.user, upload=form.cleaned_data["file"],
                                             pixel_spacing=form.cleaned_data["pixel_spacing"],
-                                            ip=services.client_ip(request), action=AuditEvent.Action.API_ANALYSE)
+                                            ip=audit.client_ip(request), action=AuditEvent.Action.API_ANALYSE)
     except InputError as e:
         return error(400, str(e), fields={"file": [str(e)]})
     response = JsonResponse(selectors.api_payload(analysis), status=201)
@@ -61,10 +62,10 @@ def analysis(request, pk: int):
     if found is None:
         return error(404, "No such analysis for this account.")
     if request.method == "DELETE":
-        services.delete_analysis(analysis=found, ip=services.client_ip(request))
+        services.delete_analysis(analysis=found, ip=audit.client_ip(request))
         return HttpResponse(status=204)
-    services.record_event(action=AuditEvent.Action.API_VIEW, user=request.user, analysis_id=found.pk,
-                          ip=services.client_ip(request))
+    audit.record_event(action=AuditEvent.Action.API_VIEW, user=request.user, analysis_id=found.pk,
+                          ip=audit.client_ip(request))
     return JsonResponse(selectors.api_payload(found))
 
 
@@ -86,7 +87,7 @@ def analysis_masks(request, pk: int):
         return error(400, " ".join(m for ms in errors.values() for m in ms), fields=errors)
     try:
         sent = {name: form.cleaned_data[name].read() for name in ("labels", "liver", "tumor") if form.cleaned_data[name]}
-        services.correct_masks(analysis=found, user=request.user, ip=services.client_ip(request),
+        services.correct_masks(analysis=found, user=request.user, ip=audit.client_ip(request),
                                labels_png=sent.get("labels"), liver_png=sent.get("liver"), tumor_png=sent.get("tumor"))
     except InputError as e:
         return error(400, str(e))

@@ -12,6 +12,7 @@ from TumorApp.analysis import labels
 from TumorApp.analysis.config import CONTRACT
 from TumorApp.analysis.errors import InputError
 
+from .. import audit
 from . import selectors, services
 from .forms import AnalysisUploadForm
 from ..models import AuditEvent
@@ -26,8 +27,8 @@ def _owned(request, pk: int):
 
 def _viewed(request, pk: int):
     analysis = _owned(request, pk)
-    services.record_event(action=AuditEvent.Action.VIEW, user=request.user, analysis_id=analysis.pk,
-                          ip=services.client_ip(request))
+    audit.record_event(action=AuditEvent.Action.VIEW, user=request.user, analysis_id=analysis.pk,
+                          ip=audit.client_ip(request))
     return analysis
 
 
@@ -44,7 +45,7 @@ def detect(request):
         try:
             analysis = services.create_analysis(
                 user=request.user, upload=form.cleaned_data["file"],
-                pixel_spacing=form.cleaned_data["pixel_spacing"], ip=services.client_ip(request))
+                pixel_spacing=form.cleaned_data["pixel_spacing"], ip=audit.client_ip(request))
         except InputError as e:
             form.add_error("file", str(e))
         else:
@@ -116,7 +117,7 @@ def analysis_delete(request, pk: int):
     analysis = _owned(request, pk)
     if request.method == "POST":
         name = analysis.original_name
-        services.delete_analysis(analysis=analysis, ip=services.client_ip(request))
+        services.delete_analysis(analysis=analysis, ip=audit.client_ip(request))
         messages.success(request, f"Deleted the analysis of {name}.")
         return redirect("history")
     return render(request, "analyses/confirm_delete.html", {"analysis": analysis})

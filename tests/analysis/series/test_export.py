@@ -82,7 +82,7 @@ def test_dicom_seg_of_a_series_without_tumour_has_liver_only():
 def test_dicom_seg_is_the_one_stock_highdicom_makes(monkeypatch, with_tumour):
     """The slab-wise input check (`_segmentation_class`) changes memory, not the file: pixels,
     frames, references and SegmentsOverlap equal highdicom's own `Segmentation`'s."""
-    from TumorApp.analysis import export
+    from TumorApp.analysis.series import export
 
     volume = load_series(dicom_series(5, ImageOrientationPatient=[-1, 0, 0, 0, 1, 0]))
     liver, tumor = _masks(volume.hu.shape)
@@ -103,7 +103,7 @@ def test_dicom_seg_is_the_one_stock_highdicom_makes(monkeypatch, with_tumour):
 
 
 def test_dicom_seg_still_refuses_a_non_binary_stack():
-    from TumorApp.analysis.export import _segmentation_class
+    from TumorApp.analysis.series.export import _segmentation_class
 
     stack = np.zeros((3, 4, 4, 2), np.uint8)
     stack[2, 1, 1, 1] = 2
