@@ -173,6 +173,10 @@ except OSError:
 
 # Upload limit, enforced from Content-Length before the body is read (middleware) and again by the form.
 MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_MB", "20")) * 1024 * 1024
+# Room for the multipart envelope around the file (waitress, configured in serve.py, allows the same).
+from Tumor import serve as _serve  # noqa: E402
+
+MULTIPART_OVERHEAD_BYTES = _serve.MULTIPART_OVERHEAD
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1 * 1024 * 1024  # non-file form fields
 # Owner-only: uploads are patient data.

@@ -8,7 +8,6 @@ from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
-from Tumor.serve import MULTIPART_OVERHEAD  # room for the multipart envelope (waitress allows more)
 
 from .accounts.selectors import must_change_password
 
@@ -34,7 +33,7 @@ class UploadSizeLimitMiddleware:
         limit = settings.MAX_UPLOAD_BYTES
         if request.path in SERIES_UPLOAD_PATHS:
             limit = settings.MAX_SERIES_UPLOAD_BYTES
-        if length > limit + MULTIPART_OVERHEAD:
+        if length > limit + settings.MULTIPART_OVERHEAD_BYTES:
             message = (f"The upload ({length:,} bytes with its form data) is over the limit of "
                        f"{limit:,} bytes ({filesizeformat(limit)}).")
             if wants_json(request):

@@ -16,6 +16,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from ..audit import record_event
+from ..uploads import clean_filename
 from ..models import Analysis, AuditEvent, MaskVersion
 
 log = logging.getLogger("TumorApp.audit")
@@ -37,17 +38,6 @@ def _analysis_slots(count: int) -> threading.BoundedSemaphore:
     """One semaphore per process bounding concurrent analyses, so memory is bounded too
     (peak per analysis x slots, bench/memory.py)."""
     return threading.BoundedSemaphore(count)
-
-
-def clean_filename(name: str) -> str:
-    """The user's file name made safe to display and log: no path, no control characters, bounded length."""
-    name = os.path.basename((name or "").replace("\\", "/"))
-    name = "".join(ch for ch in name if ch.isprintable()).strip()
-    name = name.lstrip(".") or "upload"
-    if len(name) > 200:
-        stem, ext = os.path.splitext(name)
-        name = stem[: 200 - len(ext[:10])] + ext[:10]
-    return name
 
 
 def _thumbnail(png: bytes) -> bytes:

@@ -38,7 +38,7 @@ from django.utils import timezone
 from TumorApp.analysis.errors import InputError
 
 from ..models import AuditEvent, SeriesJob
-from ..analyses.services import clean_filename
+from ..uploads import clean_filename
 from ..audit import record_event
 
 log = logging.getLogger("TumorApp.series")
