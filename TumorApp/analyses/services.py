@@ -241,7 +241,8 @@ def correct_masks(*, analysis: Analysis, user, labels_png: bytes | None = None, 
     own = segmentation_notes(liver_found=not model.result.get("inconclusive"), mirrored=mirrored)
     result = recompute(ct, liver, tumor, spacing_mm=(spacing[0], spacing[1]),
                        spacing_source=model.result.get("spacing_source", row.spacing_source),
-                       mirrored=mirrored, notes=tuple(n for n in model.notes if n not in own))
+                       mirrored=mirrored, notes=tuple(n for n in model.notes if n not in own),
+                       inference=model.result.get("inference", ""))
     pictures = {name: result.images[name] for name in MASK_IMAGES}
     pictures["thumbnail"] = _thumbnail(result.images["annotated"])
     masks = {"liver": mask_png(liver), "tumor": mask_png(tumor)}

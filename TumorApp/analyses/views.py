@@ -66,7 +66,8 @@ def _result_context(analysis):
         "spacing_label": SPACING_LABELS.get(analysis.spacing_source, analysis.spacing_source),
         "low_confidence": CONTRACT.low_confidence,
         "label_registry": labels.as_json(),  # the editor's colours and windows
-        "inference": _slice_inference(),
+        # What ran this result's network; results stored before it was recorded show the server's.
+        "inference": analysis.result.get("inference") or _slice_inference(),
     }
 
 

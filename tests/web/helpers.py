@@ -11,6 +11,9 @@ from pathlib import Path
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+# The JSON contract's keys, declared once with the pipeline's tests.
+from tests.analysis.slice.test_pipeline import LESION_KEYS, RESULT_KEYS  # noqa: F401
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,14 +25,6 @@ PASSWORD = "Liver-Scan-Review-42"
 
 def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
-
-
-RESULT_KEYS = {"tumor_detected", "stage", "affected_percent", "liver_area_px", "tumor_area_px",
-               "pixel_spacing_mm", "spacing_source", "tumors", "notes", "warnings",
-               "inconclusive", "confidence", "low_confidence",  # issue 9: unsure / odd input
-               "mirrored"}  # issue 18: state as a field, not a sentence in the notes
-LESION_KEYS = {"area_px", "area_mm2", "perimeter_px", "perimeter_mm", "eccentricity", "max_diameter_mm",
-               "bbox", "centroid", "side", "part", "confidence", "low_confidence"}
 
 
 def upload(fixture: str = PNG_TUMOR, *, name: str | None = None, data: bytes | None = None,

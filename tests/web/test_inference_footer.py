@@ -31,8 +31,27 @@ def test_result_page_footer_names_the_backend_that_analysed_the_upload(auth_clie
 
 
 @pytest.mark.django_db
-def test_result_page_footer_follows_the_setting_and_a_fallback(auth_client, user, monkeypatch):
+def test_each_result_keeps_the_backend_that_ran_it_and_new_uploads_follow_the_setting(
+        auth_client, user, monkeypatch):
+    monkeypatch.delenv("INFERENCE_BACKEND", raising=False)
+    before = make_analysis(user)
+    assert before.result["inference"] == f"{runtime.DEFAULT_BACKEND} on CPU"
+    monkeypatch.setenv("INFERENCE_BACKEND", "openvino-int8")
+    monkeypatch.setattr(runtime, "_SEGMENTERS", {})
+    after = make_analysis(user)
+    ran = runtime.get_segmenter()  # openvino-int8, or what it fell back to where OpenVINO is missing
+    assert after.result["inference"] == f"{ran.backend} on CPU"
+    assert f"Inference: {ran.backend} on CPU" in footer(auth_client.get(f"/analyses/{after.pk}/"))
+    # The earlier result still names what ran it, not what runs now; so does its API record.
+    assert f"Inference: {runtime.DEFAULT_BACKEND} on CPU" in footer(auth_client.get(f"/analyses/{before.pk}/"))
+    assert auth_client.get(f"/api/analyses/{before.pk}/").json()["inference"] == f"{runtime.DEFAULT_BACKEND} on CPU"
+
+
+@pytest.mark.django_db
+def test_a_result_stored_before_the_backend_was_recorded_shows_the_servers(auth_client, user, monkeypatch):
     analysis = make_analysis(user)
+    del analysis.result["inference"]
+    analysis.save(update_fields=["result"])
     monkeypatch.setenv("INFERENCE_BACKEND", "openvino-int8")
     monkeypatch.setattr(runtime, "_SEGMENTERS", {})
     # Not built yet in this process: the footer says what will run.

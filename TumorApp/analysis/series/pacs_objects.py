@@ -98,7 +98,7 @@ FLAGS = {
     "low_confidence": _code("low-confidence", "Low network confidence"),
 }
 SERIES_TEXTS = ("stage_label", "inference", "corrected_by", "corrected_at")
-SLICE_TEXTS = ("spacing_source", "corrected_by", "corrected_at")
+SLICE_TEXTS = ("spacing_source", "inference", "corrected_by", "corrected_at")
 PERSON_NAME = hd.sr.CodedConcept("121008", "DCM", "Person Observer Name")
 
 

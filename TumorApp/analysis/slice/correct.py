@@ -38,7 +38,7 @@ def mask_from_png(data: bytes, shape: tuple[int, int], name: str) -> np.ndarray:
 
 def recompute(ct: CTSlice, liver: np.ndarray, tumor: np.ndarray, *, spacing_mm: tuple[float, float],
               spacing_source: str, mirrored: bool = False, notes: tuple[str, ...] = (),
-              render_images: bool = True) -> AnalysisResult:
+              render_images: bool = True, inference: str = "") -> AnalysisResult:
     """The `AnalysisResult` of `ct` with these liver/tumour masks (bool, the slice's own size).
 
     `spacing_mm`, `spacing_source` and `mirrored` are the original analysis's (spacing was resolved
@@ -106,6 +106,7 @@ def recompute(ct: CTSlice, liver: np.ndarray, tumor: np.ndarray, *, spacing_mm: 
         # A person drew these outlines: the network's own confidence stays in the model result.
         confidence=1.0,
         lesion_confidence=[1.0] * len(lesions),
+        inference=inference,  # the network's draft that was corrected
     )
 
 

@@ -55,6 +55,8 @@ class AnalysisResult:
     # Findings that put the figures in doubt, as user-facing sentences shown with the result: odd
     # but possible input (plausibility.py), an unusual pixel spacing.
     warnings: list[str] = field(default_factory=list)
+    # What ran the network, e.g. "openvino-bf16 on CPU" (runtime.describe); "" for a stand-in.
+    inference: str = ""
 
     @property
     def low_confidence(self) -> bool:
@@ -77,6 +79,7 @@ class AnalysisResult:
             **confidence_dict(self.confidence),
             "notes": list(self.notes),
             "warnings": list(self.warnings),
+            "inference": self.inference,
         }
 
 
@@ -118,9 +121,12 @@ def analyze(data: Source, *, filename: str = "", pixel_spacing: float | None = N
     _refuse_impossible_spacing(ct)
     warnings = check(ct).warnings
     unit = to_unit(ct)
-    seg = segment_many([network_unit(ct)], segmenter or _default_segmenter(), second_pass=second_pass,
+    segmenter = segmenter or _default_segmenter()
+    seg = segment_many([network_unit(ct)], segmenter, second_pass=second_pass,
                        check_mirror=[_may_be_mirrored(ct)])[0]
-    return _finish(ct, unit, seg, spacing_user, render_images, warnings)
+    result = _finish(ct, unit, seg, spacing_user, render_images, warnings)
+    result.inference = _describe(segmenter)
+    return result
 
 
 def analyze_many(items: Iterable[Source], *, pixel_spacing: float | None = None,
@@ -157,6 +163,7 @@ def analyze_many(items: Iterable[Source], *, pixel_spacing: float | None = None,
                             check_mirror=[_may_be_mirrored(ct) for _, ct, _ in loaded])
         for (i, ct, unit), seg, warnings in zip(loaded, segs, warned):
             outcome[i] = _finish(ct, unit, seg, spacing_user, render_images, warnings)
+            outcome[i].inference = _describe(model)
         results.extend(outcome)  # type: ignore[arg-type]
         if progress:
             progress(len(results), len(items))
@@ -173,6 +180,12 @@ def _default_segmenter() -> SegmenterLike:
     from ..model.runtime import get_segmenter
 
     return get_segmenter()
+
+
+def _describe(segmenter: SegmenterLike) -> str:
+    from ..model.runtime import describe
+
+    return describe(segmenter)
 
 
 def _check_user_spacing(pixel_spacing: float | None) -> float | None:

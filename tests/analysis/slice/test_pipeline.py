@@ -15,7 +15,8 @@ from ..conftest import (DICOM_66, FREE_105, JPEG_103, PNG16_57, SEED_440, EmptyS
 RESULT_KEYS = {"tumor_detected", "stage", "affected_percent", "liver_area_px", "tumor_area_px",
                "pixel_spacing_mm", "spacing_source", "tumors", "notes", "warnings",
                "inconclusive", "confidence", "low_confidence",  # issue 9: unsure / odd input
-               "mirrored"}  # issue 18: state as a field, not a sentence in the notes
+               "mirrored",  # issue 18: state as a field, not a sentence in the notes
+               "inference"}  # issue 21: which backend ran this result
 LESION_KEYS = {"area_px", "area_mm2", "perimeter_px", "perimeter_mm", "eccentricity", "max_diameter_mm",
                "bbox", "centroid", "side", "part", "confidence", "low_confidence"}
 IMAGE_KEYS = {"original", "annotated", "mask", "probability", "threshold", "components"}
