@@ -1,7 +1,13 @@
-"""What every upload (a slice, a series) shares before its feature takes it."""
+"""What every upload (a slice, a series) shares: its file name made safe, its stored files removed."""
 from __future__ import annotations
 
+import logging
 import os
+
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+log = logging.getLogger(__name__)
 
 
 def clean_filename(name: str) -> str:
@@ -13,3 +19,17 @@ def clean_filename(name: str) -> str:
         stem, ext = os.path.splitext(name)
         name = stem[: 200 - len(ext[:10])] + ext[:10]
     return name
+
+
+def remove_paths_on_commit(paths) -> None:
+    """Delete these stored files once the current transaction commits (missing ones are fine)."""
+    paths = [p for p in paths if p]
+
+    def remove_files():
+        for path in paths:
+            try:
+                default_storage.delete(path)
+            except OSError:
+                log.exception("could not remove %s", path)
+
+    transaction.on_commit(remove_files)

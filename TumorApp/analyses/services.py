@@ -16,7 +16,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from ..audit import record_event
-from ..uploads import clean_filename
+from ..uploads import clean_filename, remove_paths_on_commit
 from ..models import Analysis, AuditEvent, MaskVersion
 
 log = logging.getLogger("TumorApp.audit")
@@ -144,20 +144,6 @@ def delete_analysis(*, analysis: Analysis, actor=None, ip: str | None = None) ->
 def remove_files_on_commit(analysis: Analysis) -> None:
     """After the transaction deleting this row commits, delete its upload and images."""
     remove_paths_on_commit([analysis.upload.name, *(analysis.images or {}).values()])
-
-
-def remove_paths_on_commit(paths) -> None:
-    """Delete these stored files once the current transaction commits (missing ones are fine)."""
-    paths = [p for p in paths if p]
-
-    def remove_files():
-        for path in paths:
-            try:
-                default_storage.delete(path)
-            except OSError:
-                log.exception("could not remove %s", path)
-
-    transaction.on_commit(remove_files)
 
 
 def remove_orphan_files(*, older_than_s: float = 3600.0) -> list[str]:

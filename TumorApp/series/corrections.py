@@ -25,6 +25,7 @@ from TumorApp.analysis.labels import decode_png
 
 from ..models import AuditEvent, SeriesJob, SeriesVersion
 from ..audit import record_event
+from ..uploads import remove_paths_on_commit
 
 log = logging.getLogger("TumorApp.series")
 
@@ -163,7 +164,7 @@ def correct_series(*, job: SeriesJob, user, labels: np.ndarray | None = None,
             pruned = _prune(locked)
             locked.save(update_fields=["result", "files"])
             if previous:
-                _remove_on_commit([previous])
+                remove_paths_on_commit([previous])
             detail = f"series {locked.pk} version {number}"
             if pruned:
                 detail += f"; removed version(s) {', '.join(map(str, pruned))}"
@@ -192,19 +193,8 @@ def _prune(job: SeriesJob) -> list[int]:
     paths += [p for k, p in job.files.items() if k in cached]
     job.files = {k: p for k, p in job.files.items() if k not in cached}
     SeriesVersion.objects.filter(pk__in=[v.pk for v in old]).delete()
-    _remove_on_commit(paths)
+    remove_paths_on_commit(paths)
     return sorted(v.number for v in old)
-
-
-def _remove_on_commit(paths: list[str]) -> None:
-    def remove():
-        for path in paths:
-            try:
-                default_storage.delete(path)
-            except OSError:
-                log.exception("could not remove %s", path)
-
-    transaction.on_commit(remove)
 
 
 def interpolation_from_json(body: bytes) -> tuple[int, int]:
