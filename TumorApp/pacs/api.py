@@ -63,22 +63,29 @@ def transfer_payload(transfer) -> dict:
             "series_instance_uid": transfer.series_instance_uid, "at": transfer.created_at.isoformat()}
 
 
-@api_login_required
-@allow("POST")
-def send(request, pk: int):
-    """200 with the stored SOP Instance UIDs; 502 with the reason when the PACS failed (recorded: retry)."""
-    job = series_services.jobs_for(request.user).filter(pk=pk).first()
-    if job is None:
-        return error(404, "No such series.")
+def _send_answer(pk: int, send, *, refused_status: int):
+    """Run `send()` (a series or slice send) and answer: 200 with the stored UIDs; 502 with the reason
+    when the PACS failed (recorded: retry); `refused_status` for results that cannot be sent."""
     try:
-        transfer = services.send_results(job=job, user=request.user, ip=client_ip(request))
+        transfer = send()
     except PacsError as exc:
         return _pacs_error(exc)
     except InputError as exc:
-        return error(409, str(exc))
+        return error(refused_status, str(exc))
     if transfer.status != transfer.Status.DONE:
         return error(502, f"Sending to the PACS failed: {transfer.error}", send=transfer_payload(transfer))
-    return JsonResponse({"id": job.pk, "send": transfer_payload(transfer)})
+    return JsonResponse({"id": pk, "send": transfer_payload(transfer)})
+
+
+@api_login_required
+@allow("POST")
+def send(request, pk: int):
+    """A finished series' results; 409 when the series has none to send."""
+    job = series_services.jobs_for(request.user).filter(pk=pk).first()
+    if job is None:
+        return error(404, "No such series.")
+    return _send_answer(job.pk, lambda: services.send_results(job=job, user=request.user, ip=client_ip(request)),
+                        refused_status=409)
 
 
 @api_login_required
@@ -88,12 +95,6 @@ def send_analysis(request, pk: int):
     analysis = selectors.analyses_for(request.user).filter(pk=pk).first()
     if analysis is None:
         return error(404, "No such analysis.")
-    try:
-        transfer = services.send_analysis(analysis=analysis, user=request.user, ip=client_ip(request))
-    except PacsError as exc:
-        return _pacs_error(exc)
-    except InputError as exc:
-        return error(400, str(exc))
-    if transfer.status != transfer.Status.DONE:
-        return error(502, f"Sending to the PACS failed: {transfer.error}", send=transfer_payload(transfer))
-    return JsonResponse({"id": analysis.pk, "send": transfer_payload(transfer)})
+    return _send_answer(analysis.pk,
+                        lambda: services.send_analysis(analysis=analysis, user=request.user, ip=client_ip(request)),
+                        refused_status=400)
