@@ -9,6 +9,7 @@ values 0 background, 1 liver, 2 tumour.
 from __future__ import annotations
 
 import io
+from functools import lru_cache
 
 import numpy as np
 
@@ -51,6 +52,7 @@ def _stored_grid(volume: SeriesVolume, mask: np.ndarray) -> np.ndarray:
 _CHECK_SLAB = 32
 
 
+@lru_cache(maxsize=None)  # one class per process, not one per export
 def _segmentation_class():
     """highdicom's `Segmentation` with its input check done a slab of planes at a time.
 
@@ -85,9 +87,40 @@ def _segmentation_class():
     return Segmentation
 
 
-def dicom_seg(volume: SeriesVolume, labels: np.ndarray, *, version: int = 0, corrected_by: str = "") -> bytes:
+def seg_description(version: int = 0, corrected_by: str = "") -> dict:
+    """What every SEG of ours says about itself (series export and slice send): two BINARY segments,
+    1 liver (tumours included) and 2 tumour, made by this software; `version` > 0 is a person's
+    correction of the network's outline, so semi-automatic.  Keyword arguments of `Segmentation`."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
+
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name=SOFTWARE, version=VERSION, family=codes.cid7162.ArtificialIntelligence)
+    kind = (hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC if version == 0
+            else hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC)
+
+    def segment(number: int, label: str, category, property_type):
+        return hd.seg.SegmentDescription(
+            segment_number=number, segment_label=label, segmented_property_category=category,
+            segmented_property_type=property_type, algorithm_type=kind, algorithm_identification=algorithm)
+
+    return {
+        "segmentation_type": hd.seg.SegmentationTypeValues.BINARY,
+        "segment_descriptions": [
+            segment(1, "Liver", codes.SCT.Organ, codes.SCT.Liver),
+            segment(2, "Liver tumour", codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Neoplasm),
+        ],
+        "manufacturer": "TumorApp",
+        "manufacturer_model_name": SOFTWARE,
+        "software_versions": VERSION,
+        "device_serial_number": "0",
+        "content_description": describe(version, corrected_by),
+        "content_label": "LIVER_TUMOUR",
+    }
+
+
+def dicom_seg(volume: SeriesVolume, labels: np.ndarray, *, version: int = 0, corrected_by: str = "") -> bytes:
+    import highdicom as hd
     from pydicom.uid import generate_uid
 
     sources = [ds.copy() for ds in volume.datasets]
@@ -96,18 +129,6 @@ def dicom_seg(volume: SeriesVolume, labels: np.ndarray, *, version: int = 0, cor
         frame = generate_uid(prefix=None)
         for ds in sources:
             ds.FrameOfReferenceUID = frame
-    algorithm = hd.AlgorithmIdentificationSequence(
-        name=SOFTWARE, version=VERSION, family=codes.cid7162.ArtificialIntelligence)
-
-    def segment(number: int, label: str, category, kind):
-        return hd.seg.SegmentDescription(
-            segment_number=number, segment_label=label, segmented_property_category=category,
-            segmented_property_type=kind,
-            # A person's correction of the network's outline is semi-automatic.
-            algorithm_type=(hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC if version == 0
-                            else hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC),
-            algorithm_identification=algorithm)
-
     # (z, y, x, segment) uint8 filled a slice at a time: no whole-volume temporaries.
     stacked = np.empty(labels.shape + (2,), dtype=np.uint8)
     for k in range(len(labels)):
@@ -117,22 +138,12 @@ def dicom_seg(volume: SeriesVolume, labels: np.ndarray, *, version: int = 0, cor
     seg = _segmentation_class()(
         source_images=sources,
         pixel_array=stacked,
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=[
-            segment(1, "Liver", codes.SCT.Organ, codes.SCT.Liver),
-            segment(2, "Liver tumour", codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Neoplasm),
-        ],
         series_instance_uid=hd.UID(),
         series_number=int(getattr(sources[0], "SeriesNumber", 0) or 0) + 1000,
         sop_instance_uid=hd.UID(),
         instance_number=1,
-        manufacturer="TumorApp",
-        manufacturer_model_name=SOFTWARE,
-        software_versions=VERSION,
-        device_serial_number="0",
-        content_description=describe(version, corrected_by),
-        content_label="LIVER_TUMOUR",
         omit_empty_frames=True,
+        **seg_description(version, corrected_by),
     )
     buf = io.BytesIO()
     seg.save_as(buf)

@@ -279,40 +279,21 @@ def slice_seg(ds: Dataset, liver: np.ndarray, tumor: np.ndarray, *, seed: str, v
               corrected_by: str = "") -> hd.seg.Segmentation:
     """A DICOM-SEG of one slice on its own pixel grid: segment 1 liver (tumours included), 2 tumour, as
     the series export; `version` > 0 marks a person's correction (semi-automatic)."""
-    from .export import describe
+    from .export import seg_description
 
     source = ds.copy()
     if "FrameOfReferenceUID" not in source:  # some exports omit it; the SEG needs one
         source.FrameOfReferenceUID = _uid(str(ds.SOPInstanceUID), "frame-of-reference")
-    algorithm = hd.AlgorithmIdentificationSequence(
-        name=SOFTWARE, version=VERSION, family=codes.cid7162.ArtificialIntelligence)
-    kind = hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC if version == 0 else hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC
-    segments = [
-        hd.seg.SegmentDescription(segment_number=1, segment_label="Liver", segmented_property_category=codes.SCT.Organ,
-                                  segmented_property_type=codes.SCT.Liver, algorithm_type=kind,
-                                  algorithm_identification=algorithm),
-        hd.seg.SegmentDescription(segment_number=2, segment_label="Liver tumour",
-                                  segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
-                                  segmented_property_type=codes.SCT.Neoplasm, algorithm_type=kind,
-                                  algorithm_identification=algorithm),
-    ]
     stacked = np.stack([liver | tumor, tumor], -1)[None].astype(np.uint8)
     return hd.seg.Segmentation(
         source_images=[source],
         pixel_array=stacked,
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=segments,
         series_instance_uid=_uid(seed, "seg-series"),
         series_number=_series_number(ds) + SEG_SERIES_OFFSET,
         sop_instance_uid=_uid(seed, "seg"),
         instance_number=1,
-        manufacturer="TumorApp",
-        manufacturer_model_name=SOFTWARE,
-        software_versions=VERSION,
-        device_serial_number="0",
-        content_description=describe(version, corrected_by),
-        content_label="LIVER_TUMOUR",
         omit_empty_frames=bool(stacked.any()),  # all empty: keep the frames, a SEG needs one
+        **seg_description(version, corrected_by),
     )
 
 
