@@ -18,6 +18,24 @@ PNG_SLICES = [FIXTURES / "analysis_seed_440.png", FIXTURES / "web_seed_380.png",
               FIXTURES / "analysis_ircadb01_105_w400l40.png", FIXTURES / "analysis_ircadb01_057_hu1024.png"]
 
 
+def write_ct_slice(template, series_uid: str, k: int, step_mm: float, plane, path: Path) -> None:
+    """Slice `k` of a synthetic DICOM series: `template`'s header (a real CT slice's) with its own
+    UIDs, its z position k x step_mm and `plane` (int16 HU) as pixels, saved to `path`."""
+    import numpy as np
+    from pydicom.uid import generate_uid
+
+    ds = template.copy()
+    ds.SeriesInstanceUID = series_uid
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.ImagePositionPatient = [0.0, 0.0, round(k * step_mm, 3)]
+    ds.InstanceNumber = k + 1
+    ds.PixelRepresentation = 1
+    ds.RescaleIntercept, ds.RescaleSlope = 0, 1
+    ds.PixelData = np.ascontiguousarray(plane.astype(np.int16)).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
 def pct(values: list[float], q: float) -> float:
     """The q-th percentile (0-100), nearest-rank on the sorted values."""
     ordered = sorted(values)

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import DICOM_SLICES, REPO, machine, median
+from _common import DICOM_SLICES, REPO, machine, median, write_ct_slice
 
 import numpy as np  # noqa: E402
 
@@ -47,16 +47,7 @@ def write_series(out: Path, slices: int, data: Path, patient: str = "ircadb-01")
         ct = np.stack([pydicom.dcmread(DICOM_SLICES[k % 2]).pixel_array for k in range(slices)]).astype(np.int16)
         step = 1.6
     for k, plane in enumerate(ct):
-        ds = template.copy()
-        ds.SeriesInstanceUID = series_uid
-        ds.SOPInstanceUID = generate_uid()
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.ImagePositionPatient = [0.0, 0.0, round(k * step, 3)]
-        ds.InstanceNumber = k + 1
-        ds.PixelRepresentation = 1
-        ds.RescaleIntercept, ds.RescaleSlope = 0, 1
-        ds.PixelData = np.ascontiguousarray(plane.astype(np.int16)).tobytes()
-        ds.save_as(out / f"{k:04d}.dcm", enforce_file_format=True)
+        write_ct_slice(template, series_uid, k, step, plane, out / f"{k:04d}.dcm")
     return labels
 
 

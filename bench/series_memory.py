@@ -32,7 +32,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from _common import DICOM_SLICES, REPO, machine
+from _common import DICOM_SLICES, REPO, machine, write_ct_slice
 
 import numpy as np  # noqa: E402
 
@@ -85,16 +85,7 @@ def write_series(out: Path, slices: int, data: Path) -> None:
     template = pydicom.dcmread(DICOM_SLICES[0])
     series_uid = generate_uid()
     for k in range(slices):
-        ds = template.copy()
-        ds.SeriesInstanceUID = series_uid
-        ds.SOPInstanceUID = generate_uid()
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.ImagePositionPatient = [0.0, 0.0, round(k * step, 3)]
-        ds.InstanceNumber = k + 1
-        ds.PixelRepresentation = 1
-        ds.RescaleIntercept, ds.RescaleSlope = 0, 1
-        ds.PixelData = np.ascontiguousarray(ct[cycle[k % len(cycle)]].astype(np.int16)).tobytes()
-        ds.save_as(out / f"{k:04d}.dcm", enforce_file_format=True)
+        write_ct_slice(template, series_uid, k, step, ct[cycle[k % len(cycle)]], out / f"{k:04d}.dcm")
 
 
 def measured(label: str, argv: list[str], env: dict, log: Path) -> str:
