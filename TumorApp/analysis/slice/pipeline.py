@@ -124,9 +124,7 @@ def analyze(data: Source, *, filename: str = "", pixel_spacing: float | None = N
     segmenter = segmenter or _default_segmenter()
     seg = segment_many([network_unit(ct)], segmenter, second_pass=second_pass,
                        check_mirror=[_may_be_mirrored(ct)])[0]
-    result = _finish(ct, unit, seg, spacing_user, render_images, warnings)
-    result.inference = _describe(segmenter)
-    return result
+    return _finish(ct, unit, seg, spacing_user, render_images, warnings, inference=_describe(segmenter))
 
 
 def analyze_many(items: Iterable[Source], *, pixel_spacing: float | None = None,
@@ -162,8 +160,7 @@ def analyze_many(items: Iterable[Source], *, pixel_spacing: float | None = None,
                             batch_size=2 * max(1, batch_size),
                             check_mirror=[_may_be_mirrored(ct) for _, ct, _ in loaded])
         for (i, ct, unit), seg, warnings in zip(loaded, segs, warned):
-            outcome[i] = _finish(ct, unit, seg, spacing_user, render_images, warnings)
-            outcome[i].inference = _describe(model)
+            outcome[i] = _finish(ct, unit, seg, spacing_user, render_images, warnings, inference=_describe(model))
         results.extend(outcome)  # type: ignore[arg-type]
         if progress:
             progress(len(results), len(items))
@@ -248,7 +245,7 @@ def segmentation_notes(*, liver_found: bool, mirrored: bool) -> list[str]:
 
 
 def _finish(ct: CTSlice, unit: np.ndarray, seg: Segmentation, user_spacing: float | None,
-            render_images: bool, warnings: Iterable[str] = ()) -> AnalysisResult:
+            render_images: bool, warnings: Iterable[str] = (), inference: str = "") -> AnalysisResult:
     notes = list(ct.notes)
     spacing, spacing_source = _resolve_spacing(ct, user_spacing, notes)
     warnings = [*warnings, *_spacing_warnings(spacing, spacing_source)]
@@ -294,6 +291,7 @@ def _finish(ct: CTSlice, unit: np.ndarray, seg: Segmentation, user_spacing: floa
         confidence=sure.slice,
         lesion_confidence=list(sure.lesions),
         warnings=list(warnings),
+        inference=inference,
     )
 
 
