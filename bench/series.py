@@ -93,7 +93,7 @@ def run_once(folder: Path, network, batch: int, skip: bool, crop: bool) -> tuple
 
     times = {}
     t = time.perf_counter()
-    volume = load_series(folder)
+    volume = load_series(folder, check=True)  # as a job loads: the upload check's slice test included
     times["load"] = time.perf_counter() - t
     t = time.perf_counter()
     counting = Counting(network)

@@ -19,7 +19,8 @@ Conventions (also in the README):
   single-slice rule does); the stage comes from the longest of those diameters.
 * Reading: one file at a time through the slice reader's DICOM rules (`loading.read_dicom`: every
   budget from the header before decoding), the series budgets (`series_input.py`: files, bytes,
-  voxels) before any pixel is decoded, then slice by slice into one preallocated int16 array.
+  voxels) before any pixel is decoded; each file's pixels go into one int16 array as it is read,
+  put in volume order in place once every position is known.
   NIfTI: `nifti.py`, header first.  `check_series` is the upload check: headers, then the
   single-slice input check (`plausibility.py`) on a few decoded slices.
 """
@@ -194,24 +195,35 @@ def check_series(source: str | Path | Sequence[Item]) -> SeriesCheck:
         return SeriesCheck("dicom", plan.slices, (plan.slices, plan.rows, plan.cols), plan.spacing_mm)
 
 
-def load_series(source: str | Path | Sequence[Item], *, hu: np.ndarray | None = None) -> SeriesVolume:
+def load_series(source: str | Path | Sequence[Item], *, hu: np.ndarray | None = None,
+                check: bool = False) -> SeriesVolume:
     """A path (folder, zip, NIfTI, DICOM) or uploaded (name, bytes or file) items -> `SeriesVolume`.
 
-    Headers first (every budget), then the pixels slice by slice into one preallocated array.
+    Every file is read once: its headers against every budget, then its pixels into the volume
+    (allocated from the first file and the count, within the voxel budget), reordered in place once
+    the slice positions are known.  `check`: the upload check's slice test as well (`check_series`
+    runs it on the same slices), so a job reads its files once, not once to check and once to load.
     `hu`: this series' volume decoded before (a finished job's stored CT, memory-mapped), taken
     instead of decoding a DICOM series again when its shape fits; an export needs only the headers."""
     with open_files(source) as files:
         nifti = _lone_nifti(files)
         if nifti:
             found = read_nifti(nifti)
+            if check:
+                _check_plausible({k: found.hu[k] for k in sample_indices(found.shape[0])}, found.shape[0],
+                                 found.spacing_mm[1:])
             _check_hu_percentiles(found.hu, nifti.name)
             return SeriesVolume(hu=found.hu, spacing_mm=found.spacing_mm, kind="nifti", nifti=found.source)
-        plan = _dicom_plan(files)
+        plan = _dicom_plan(files, decode=hu is None)
         shape = (plan.slices, plan.rows, plan.cols)
-        if hu is None or tuple(hu.shape) != shape:
+        if plan.hu is not None:
+            hu = plan.hu
+        elif hu is None or tuple(hu.shape) != shape:
             hu = np.empty(shape, dtype=np.int16)
             for k in range(plan.slices):
                 hu[k] = _decode_slice(plan, k)
+        if check:
+            _check_plausible({k: hu[k] for k in sample_indices(plan.slices)}, plan.slices, plan.spacing_mm[1:])
         notes = []
         if any(plan.flips):
             notes.append("The slices were flipped to radiological orientation for analysis.")
@@ -258,6 +270,7 @@ class _DicomPlan:
     cols: int
     spacing_mm: tuple[float, float, float]
     flips: tuple[bool, bool]  # (rows, cols) flipped to radiological orientation
+    hu: np.ndarray | None = None  # int16 (z, y, x) in volume order, when decoded with the headers
 
     @property
     def slices(self) -> int:
@@ -296,12 +309,15 @@ def _int(ds, keyword: str, default: int, name: str) -> int:
         raise InputError(f"{name}: the DICOM {keyword} is not a whole number.") from exc
 
 
-def _dicom_plan(files: Sequence[SeriesFile]) -> _DicomPlan:
-    """Every file's header (one file in memory at a time), the series budgets, the geometry."""
+def _dicom_plan(files: Sequence[SeriesFile], *, decode: bool = False) -> _DicomPlan:
+    """Every file's header (one file in memory at a time), the series budgets, the geometry.
+    `decode`: each file's pixels too, as the file is read, into the plan's volume (int16 HU,
+    radiological orientation, volume order)."""
     if len(files) > MAX_SLICES:
         raise InputError(f"The series has {len(files)} files; at most {MAX_SLICES} slices can be analysed.")
     slices: list[_Slice] = []
     voxels = 0
+    volume = None
     for f in files:
         ds = _read_file(f)
         pixels = _int(ds, "Rows", 0, f.name) * _int(ds, "Columns", 0, f.name)
@@ -311,7 +327,14 @@ def _dicom_plan(files: Sequence[SeriesFile]) -> _DicomPlan:
         if voxels > MAX_SERIES_VOXELS or (not slices and pixels * len(files) > MAX_SERIES_VOXELS):
             raise InputError(f"The series holds more than {MAX_SERIES_VOXELS / 1e6:,.0f} million voxels "
                              f"({len(files)} files of {ds.Columns}x{ds.Rows} pixels); that is the limit per series.")
-        del ds.PixelData  # headers are kept (for the DICOM-SEG); pixels are decoded later, one by one
+        if decode:
+            if volume is None:  # the first file's size and orientation stand for the series (checked below)
+                volume = np.empty((len(files), int(ds.Rows), int(ds.Columns)), dtype=np.int16)
+                flips = _flips(_orientation(ds, f.name))
+            if (int(ds.Rows), int(ds.Columns)) != volume.shape[1:]:
+                raise InputError("The slices have different sizes; a series must have one image size.")
+            volume[len(slices)] = _hu_plane(ds, f.name, flips, volume.shape[1:])
+        del ds.PixelData  # headers are kept (for the DICOM-SEG); the pixels are in `volume` or decoded later
         ds.buffer = None  # pydicom keeps the parsed (inflated) file here: up to MAX_FILE_BYTES per slice
         slices.append(_Slice(f, ds))
 
@@ -343,35 +366,88 @@ def _dicom_plan(files: Sequence[SeriesFile]) -> _DicomPlan:
                 continue
             raise InputError(f"{s.file.name} has no ImagePositionPatient, so the slices cannot be ordered.")
         positions.append(float(np.dot(np.asarray(ipp, dtype=float), normal)))
-    order = np.argsort(positions, kind="stable")
+    order = list(np.argsort(positions, kind="stable"))
     positions = [positions[i] for i in order]
-    slices = [slices[i] for i in order]
-    spacing_z = _slice_step(positions, slices)
+    spacing_z = _slice_step(positions, [slices[i] for i in order])
     # Radiological orientation: rows run to the patient's left (+x), columns to posterior (+y);
     # slice 0 is the most inferior (positions sorted along a normal pointing superior).
     if normal[2] < 0:
-        slices = slices[::-1]
-    return _DicomPlan(order=slices, rows=rows, cols=cols, spacing_mm=(spacing_z, *spacing_yx),
-                      flips=(bool(col_dir[1] < 0), bool(row_dir[0] < 0)))
+        order = order[::-1]
+    if volume is not None:
+        _permute_slices(volume, order)
+    return _DicomPlan(order=[slices[i] for i in order], rows=rows, cols=cols, spacing_mm=(spacing_z, *spacing_yx),
+                      flips=_flips(orient), hu=volume)
+
+
+def _flips(orient: np.ndarray) -> tuple[bool, bool]:
+    """(rows, cols) to flip for radiological orientation, from ImageOrientationPatient."""
+    return bool(orient[4] < 0), bool(orient[0] < 0)
+
+
+def _permute_slices(volume: np.ndarray, order: Sequence[int]) -> None:
+    """volume[k] = old volume[order[k]] for every k, in place (cycle by cycle, one slice spare)."""
+    spare = np.empty_like(volume[0])
+    placed = np.zeros(len(order), dtype=bool)
+    for start in range(len(order)):
+        if placed[start] or order[start] == start:
+            continue
+        spare[...] = volume[start]
+        k = start
+        while order[k] != start:
+            volume[k] = volume[order[k]]
+            placed[k] = True
+            k = order[k]
+        volume[k] = spare
+        placed[k] = True
 
 
 def _decode_slice(plan: _DicomPlan, k: int) -> np.ndarray:
     """Slice k of the volume as int16 HU in radiological orientation: the file read again, its
     budgets checked again, one frame decoded."""
     item = plan.order[k]
-    ds = _read_file(item.file)
+    return _hu_plane(_read_file(item.file), item.file.name, plan.flips, (plan.rows, plan.cols))
+
+
+def _hu_plane(ds, name: str, flips: tuple[bool, bool], shape: tuple[int, int]) -> np.ndarray:
+    """One file's frame as int16 HU of `shape` (rows, cols), flipped as `flips` says."""
     try:
-        values = modality_lut(decode_frame(ds), ds)
+        stored = decode_frame(ds)
+        values = _integer_rescale(stored, ds)
+        if values is None:
+            values = np.rint(modality_lut(stored, ds))
     except InputError as exc:
-        raise InputError(f"{item.file.name}: {exc}") from exc
-    if values.shape != (plan.rows, plan.cols):
-        raise InputError(f"{item.file.name} is not a 2-D slice of {plan.cols}x{plan.rows} pixels.")
-    flip_rows, flip_cols = plan.flips
+        raise InputError(f"{name}: {exc}") from exc
+    if values.shape != shape:
+        raise InputError(f"{name} is not a 2-D slice of {shape[1]}x{shape[0]} pixels.")
+    flip_rows, flip_cols = flips
     if flip_rows:
         values = values[::-1]
     if flip_cols:
         values = values[:, ::-1]
-    return np.clip(np.rint(values), -32768, 32767).astype(np.int16)
+    return np.clip(values, -32768, 32767).astype(np.int16)
+
+
+def _integer_rescale(stored: np.ndarray, ds) -> np.ndarray | None:
+    """Modality values of integer pixels under a whole-number rescale (CT's usual slope 1,
+    intercept -1024), in int32: the same numbers `modality_lut` gives rounded, without the
+    float64 round trip.  None for every other case (a LUT, a fractional rescale), which takes
+    the general path."""
+    if stored.dtype.kind not in "iu" or stored.dtype.itemsize > 2 or "ModalityLUTSequence" in ds:
+        return None
+    if "RescaleSlope" not in ds or "RescaleIntercept" not in ds:
+        # Only both together rescale (as pydicom's apply_modality_lut does).
+        return stored.astype(np.int32)
+    try:
+        slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+    except Exception:
+        return None  # the general path gives the clear refusal
+    if not (slope.is_integer() and intercept.is_integer() and abs(slope) <= 2**8 and abs(intercept) <= 2**16):
+        return None
+    values = stored.astype(np.int32)
+    if slope != 1:
+        values *= int(slope)
+    values += int(intercept)
+    return values
 
 
 def _pixel_spacing(ds, name: str) -> tuple[float, float]:
@@ -498,19 +574,11 @@ def measure_volume(volume: SeriesVolume, liver: np.ndarray, tumor: np.ndarray) -
             continue
         own = labels[region] == index
         region = tuple(slice(r.start + o, r.stop + o) for r, o in zip(region, offset))
-        z0 = region[0].start
-        best, best_slice = 0.0, z0
-        for dz in range(own.shape[0]):
-            plane = own[dz]
-            if not plane.any():
-                continue
-            props = regionprops(plane.astype(np.uint8), spacing=spacing[1:])[0]
-            diameter = float(props.feret_diameter_max)
-            if diameter > best:
-                best, best_slice = diameter, z0 + dz
+        best, best_dz = _longest_axial_diameter(own, spacing[1:])
+        best_slice = region[0].start + best_dz
         coords = np.argwhere(own).mean(axis=0) + [r.start for r in region]
         cz, cy, cx = (float(v) for v in coords)
-        voxels = int(own.sum())
+        voxels = int(np.count_nonzero(own))
         found.append((voxels, index, Lesion3D(
             voxels=voxels,
             volume_ml=voxels * voxel_ml,
@@ -528,8 +596,31 @@ def measure_volume(volume: SeriesVolume, liver: np.ndarray, tumor: np.ndarray) -
     lesions = [f[2] for f in found]
     stage = stage_for_diameter(max(l.max_diameter_mm for l in lesions)) if lesions else None
     return SeriesResult(volume=volume, liver=liver, tumor=tumor, lesion_box=box, lesion_box_labels=relabel[labels],
-                        lesions=lesions, liver_volume_ml=float(liver.sum()) * voxel_ml,
-                        tumor_volume_ml=float(tumor.sum()) * voxel_ml, stage=stage)
+                        lesions=lesions, liver_volume_ml=np.count_nonzero(liver) * voxel_ml,
+                        tumor_volume_ml=np.count_nonzero(tumor) * voxel_ml, stage=stage)
+
+
+def _longest_axial_diameter(own: np.ndarray, spacing_yx: tuple[float, float]) -> tuple[float, int]:
+    """The largest per-plane `feret_diameter_max` (mm) of one lesion's mask (z, y, x) and the first
+    plane holding it.  A plane's Feret diameter lies between the longer side of its bounding box
+    and the box's diagonal (in mm), so planes are tried widest first and a plane whose diagonal
+    cannot reach the best so far is skipped: the same answer, a few Feret computations a lesion."""
+    candidates = []
+    for dz, plane in enumerate(own):
+        rows, cols = np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
+        if rows.size:
+            height = (rows[-1] - rows[0] + 1) * spacing_yx[0]
+            width = (cols[-1] - cols[0] + 1) * spacing_yx[1]
+            candidates.append((float(np.hypot(height, width)), dz))
+    best, best_dz = 0.0, 0
+    for bound, dz in sorted(candidates, key=lambda c: (-c[0], c[1])):
+        if bound < best:
+            break
+        props = regionprops(own[dz].astype(np.uint8), spacing=spacing_yx)[0]
+        diameter = float(props.feret_diameter_max)
+        if diameter > best or (diameter == best and dz < best_dz):
+            best, best_dz = diameter, dz
+    return best, best_dz
 
 
 def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
@@ -546,14 +637,11 @@ def analyze_series(source: str | Path | Sequence[Item] | SeriesVolume, *,
                    progress: Callable[[int, int], None] | None = None) -> SeriesResult:
     """Load (unless given a `SeriesVolume`), segment slice by slice, measure in 3-D.
 
-    Raises `InputError` for input that cannot be analysed (the upload check, `check_series`, runs
-    first, so a refused series is never decoded whole).  `progress(done, total)` after each batch.
+    Raises `InputError` for input that cannot be analysed: `load_series(check=True)` refuses what
+    the upload check (`check_series`) refuses, every budget from each file's header before its
+    pixels are decoded.  `progress(done, total)` after each batch.
     """
-    if isinstance(source, SeriesVolume):
-        volume = source
-    else:
-        check_series(source)
-        volume = load_series(source)
+    volume = source if isinstance(source, SeriesVolume) else load_series(source, check=True)
     if segmenter is None:
         from ..model.runtime import get_segmenter, series_backend_from_env
 

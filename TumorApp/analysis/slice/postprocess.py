@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage as ndi
 
 from ..config import CONTRACT
 
@@ -61,11 +60,13 @@ def clean(liver_prob: np.ndarray, tumor_prob: np.ndarray, spacing_mm: tuple[floa
     if box is not None:
         liver[box] = keep_liver(liver_raw[box], spacing_mm)
         liver_found = bool(liver[box].any())
-    if liver_found:
+    if liver_found and tumor_raw[box].any():  # no thresholded tumour: no lesion, nothing to dilate
         allowed = dilate_mm(liver[box], CONTRACT.liver_dilation_mm, spacing_mm)
         tumor_labels[box] = lesion_labels(tumor_raw[box] & allowed, spacing_mm)
     tumor = tumor_labels > 0
-    return Masks(liver=liver | tumor, tumor=tumor, tumor_labels=tumor_labels,
+    if box is not None:
+        liver[box] |= tumor[box]  # every tumour pixel is inside the box
+    return Masks(liver=liver, tumor=tumor, tumor_labels=tumor_labels,
                  liver_threshold=liver_raw, tumor_threshold=tumor_raw, liver_found=liver_found)
 
 
@@ -80,17 +81,25 @@ def occupied_box(mask: np.ndarray) -> tuple[slice, slice] | None:
 def keep_liver(mask: np.ndarray, spacing_mm: tuple[float, float]) -> np.ndarray:
     """The liver piece(s) of a thresholded mask, holes filled; empty if too small to be a liver."""
     filled = fill_holes(mask)
-    labels, count = ndi.label(filled, structure=np.ones((3, 3), bool))
-    if count == 0:
+    count, labels, areas = components(filled)
+    if count <= 1:
         return np.zeros(mask.shape, dtype=bool)
-    areas = np.bincount(labels.ravel())[1:]
+    areas = areas[1:]
     keep = np.flatnonzero(areas >= LIVER_PIECE_FRACTION * areas.max()) + 1
-    lookup = np.zeros(count + 1, dtype=bool)
+    lookup = np.zeros(count, dtype=bool)
     lookup[keep] = True
     liver = lookup[labels]
-    if liver.sum() < mm2_to_px(CONTRACT.min_liver_area_mm2, spacing_mm):
+    if areas[keep - 1].sum() < mm2_to_px(CONTRACT.min_liver_area_mm2, spacing_mm):
         return np.zeros(mask.shape, dtype=bool)
     return liver
+
+
+def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """8-connected components of a bool mask: (count with the background, int32 labels, pixels per
+    label).  OpenCV's labelling with a bincount: several times faster than its own statistics or
+    `scipy.ndimage.label`, the same partition."""
+    count, labels = cv2.connectedComponents(np.asarray(mask, dtype=np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    return count, labels, np.bincount(labels.ravel(), minlength=count)
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -115,12 +124,18 @@ def dilate_mm(mask: np.ndarray, radius_mm: float, spacing_mm: tuple[float, float
 
 def lesion_labels(mask: np.ndarray, spacing_mm: tuple[float, float]) -> np.ndarray:
     """8-connected components at least `min_lesion_area_mm2`, relabelled 1..n largest first."""
-    labels, count = ndi.label(mask, structure=np.ones((3, 3), bool))
-    if count == 0:
+    count, labels, areas = components(mask)
+    if count <= 1:
         return np.zeros(mask.shape, dtype=np.int32)
-    areas = np.bincount(labels.ravel())[1:]
-    min_px = mm2_to_px(CONTRACT.min_lesion_area_mm2, spacing_mm)
-    kept = [i + 1 for i in np.argsort(-areas, kind="stable") if areas[i] >= min_px]
-    relabel = np.zeros(count + 1, dtype=np.int32)
+    kept = np.flatnonzero(areas[1:] >= mm2_to_px(CONTRACT.min_lesion_area_mm2, spacing_mm)) + 1
+    # Largest first; equal areas in the raster order of each component's first pixel (OpenCV's
+    # own numbering need not follow it), so the numbering depends on the mask alone.
+    first = np.zeros(count, dtype=np.int64)
+    if len(np.unique(areas[kept])) < len(kept):
+        flat = labels.ravel()
+        first[:] = flat.size
+        np.minimum.at(first, flat, np.arange(flat.size))
+    kept = kept[np.lexsort((first[kept], -areas[kept]))]
+    relabel = np.zeros(count, dtype=np.int32)
     relabel[kept] = np.arange(1, len(kept) + 1, dtype=np.int32)
     return relabel[labels]

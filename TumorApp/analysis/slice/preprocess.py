@@ -79,9 +79,10 @@ def from_network_output(probs: np.ndarray, shape: tuple[int, int]) -> np.ndarray
         resized = cv2.resize(probs, (side, side), interpolation=cv2.INTER_LINEAR)
         if probs.ndim == 3 and resized.ndim == 2:  # cv2 drops a single channel
             resized = resized[..., None]
+        np.clip(resized, 0.0, 1.0, out=resized)  # our own array: clipped in place
     else:
-        resized = probs
-    return np.clip(resized[:h, :w], 0.0, 1.0)
+        resized = np.clip(probs, 0.0, 1.0)
+    return resized[:h, :w]
 
 
 def to_uint8(unit: np.ndarray) -> np.ndarray:

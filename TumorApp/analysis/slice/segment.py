@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from ..config import CONTRACT
-from .postprocess import occupied_box
+from .postprocess import components, occupied_box
 from .preprocess import from_network_output, to_network_input
 
 # A liver box smaller than this fraction of the image side is not worth a zoomed second pass
@@ -89,7 +89,9 @@ def segment_many(units: Sequence[np.ndarray], segmenter: SegmenterLike, *, secon
             first_inputs.append(to_network_input(unit[:, ::-1]))
     first = _predict(segmenter, first_inputs, batch_size)
 
-    oriented, probs, mirrored = [], [], []
+    # Liver and tumour maps are kept as separate contiguous arrays (no interleaved copies), and a
+    # map is replaced rather than changed in place, so `first_tumor` keeps the whole-slice pass.
+    oriented, livers, tumors, mirrored = [], [], [], []
     for i, unit in enumerate(units):
         a, b = slots[i]
         as_is, flipped = first[a], (first[b] if b is not None else None)
@@ -99,20 +101,22 @@ def segment_many(units: Sequence[np.ndarray], segmenter: SegmenterLike, *, secon
         mirrored.append(flip)
         view = np.ascontiguousarray(unit[:, ::-1]) if flip else unit
         oriented.append(view)
-        probs.append(from_network_output(flipped if flip else as_is, view.shape[:2]))
-    first_tumor = [p[..., 1].copy() for p in probs]
+        liver, tumor = _upsample(flipped if flip else as_is, view.shape[:2])
+        livers.append(liver)
+        tumors.append(tumor)
+    first_tumor = list(tumors)
 
     crops: list[tuple[int, int, int] | None] = [None] * len(units)
     if second_pass:
         crop_inputs, crop_owner = [], []
         gates = {}
-        for i, (view, p) in enumerate(zip(oriented, probs)):
-            box = _crop_box(p[..., 0] > CONTRACT.liver_threshold, view.shape[:2])
+        for i, view in enumerate(oriented):
+            box = _crop_box(livers[i] > CONTRACT.liver_threshold, view.shape[:2])
             if box is None:
                 continue
-            gates[i] = _first_pass_gate(p[..., 1])
-            if skip_tumour_free_crops and not gates[i].any():
-                p[..., 1] = 0.0  # what the gate would leave of the crop's tumour
+            gates[i] = _first_pass_gate(tumors[i])
+            if skip_tumour_free_crops and gates[i] is None:
+                tumors[i] = np.zeros_like(tumors[i])  # what the gate would leave of the crop's tumour
                 continue
             crops[i] = box
             crop_inputs.append(to_network_input(_extract(view, box)))
@@ -121,13 +125,19 @@ def segment_many(units: Sequence[np.ndarray], segmenter: SegmenterLike, *, secon
             second = _predict(segmenter, crop_inputs, batch_size)
             for out, i in zip(second, crop_owner):
                 x, y, side = crops[i]
-                _paste(probs[i], from_network_output(out, (side, side)), x, y)
-                probs[i][..., 1] *= gates[i]
+                crop_liver, crop_tumor = _upsample(out, (side, side))
+                _paste(livers[i], crop_liver, x, y)
+                tumor = tumors[i].copy()
+                _paste(tumor, crop_tumor, x, y)
+                if gates[i] is None:
+                    tumor[...] = 0.0
+                else:
+                    tumor *= gates[i]
+                tumors[i] = tumor
 
     results = []
     for i, unit in enumerate(units):
-        p = probs[i][:, ::-1] if mirrored[i] else probs[i]
-        first = first_tumor[i][:, ::-1] if mirrored[i] else first_tumor[i]
+        flip = slice(None, None, -1) if mirrored[i] else slice(None)
         crop = None
         if crops[i] is not None:
             x, y, side = crops[i]
@@ -136,14 +146,19 @@ def segment_many(units: Sequence[np.ndarray], segmenter: SegmenterLike, *, secon
             if mirrored[i]:
                 x0, x1 = unit.shape[1] - x1, unit.shape[1] - x0
             crop = (x0, y0, x1 - x0, y1 - y0)
-        results.append(Segmentation(
-            liver_prob=np.ascontiguousarray(p[..., 0], dtype=np.float32),
-            tumor_prob=np.ascontiguousarray(p[..., 1], dtype=np.float32),
+        results.append(Segmentation(  # contiguous float32 already unless mirrored or padded: no copy then
+            liver_prob=np.ascontiguousarray(livers[i][:, flip], dtype=np.float32),
+            tumor_prob=np.ascontiguousarray(tumors[i][:, flip], dtype=np.float32),
             mirrored=mirrored[i],
             crop=crop,
-            first_tumor_prob=np.ascontiguousarray(first, dtype=np.float32),
+            first_tumor_prob=np.ascontiguousarray(first_tumor[i][:, flip], dtype=np.float32),
         ))
     return results
+
+
+def _upsample(output: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """One network output (S, S, 2) -> the liver and the tumour map in the (H, W) grid."""
+    return tuple(from_network_output(np.ascontiguousarray(output[..., c]), shape) for c in (0, 1))
 
 
 def _left_liver(probs: np.ndarray) -> float:
@@ -151,12 +166,22 @@ def _left_liver(probs: np.ndarray) -> float:
     return float(probs[:, : probs.shape[1] // 2, 0].sum())
 
 
-def _first_pass_gate(tumor_prob: np.ndarray) -> np.ndarray:
-    """Where the second pass may keep tumour: first-pass tumour above the gate, grown by about
-    one network pixel of the whole-slice view so that the crop can widen an outline."""
+def _first_pass_gate(tumor_prob: np.ndarray) -> np.ndarray | None:
+    """Where the second pass may keep tumour (float32 0/1, None where nowhere): first-pass tumour
+    above the gate, grown by about one network pixel of the whole-slice view so that the crop can
+    widen an outline.  Grown inside the seen pixels' box only (plus the growth): all else is 0."""
     grow = 2 * int(np.ceil(max(tumor_prob.shape) / CONTRACT.input_size)) + 1
-    seen = (tumor_prob > CONTRACT.first_pass_gate).astype(np.uint8)
-    return cv2.dilate(seen, np.ones((grow, grow), np.uint8)).astype(np.float32)
+    seen = tumor_prob > CONTRACT.first_pass_gate
+    box = occupied_box(seen)
+    if box is None:
+        return None
+    r = grow // 2
+    h, w = seen.shape
+    grown = (slice(max(box[0].start - r, 0), min(box[0].stop + r, h)),
+             slice(max(box[1].start - r, 0), min(box[1].stop + r, w)))
+    gate = np.zeros(seen.shape, dtype=np.float32)
+    gate[grown] = cv2.dilate(seen[grown].astype(np.uint8), np.ones((grow, grow), np.uint8))
+    return gate
 
 
 def _predict(segmenter: SegmenterLike, inputs: list[np.ndarray], batch_size: int) -> list[np.ndarray]:
@@ -177,10 +202,10 @@ def _crop_box(liver: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int]
     box = occupied_box(liver)  # components found inside the mask's box: the same ones, cheaper
     if box is None:
         return None
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(liver[box].astype(np.uint8), connectivity=8)
-    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    x, y, w, h = (int(v) for v in stats[largest, :4])
-    x, y = x + box[1].start, y + box[0].start
+    _, labels, areas = components(liver[box])
+    rows, cols = occupied_box(labels == 1 + int(np.argmax(areas[1:])))
+    x, y = cols.start + box[1].start, rows.start + box[0].start
+    w, h = cols.stop - cols.start, rows.stop - rows.start
     height, width = shape
     full = max(height, width)
     side = int(round(max(w, h) * (1 + 2 * CONTRACT.crop_margin)))
