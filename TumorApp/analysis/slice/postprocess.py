@@ -60,9 +60,13 @@ def clean(liver_prob: np.ndarray, tumor_prob: np.ndarray, spacing_mm: tuple[floa
     if box is not None:
         liver[box] = keep_liver(liver_raw[box], spacing_mm)
         liver_found = bool(liver[box].any())
-    if liver_found and tumor_raw[box].any():  # no thresholded tumour: no lesion, nothing to dilate
-        allowed = dilate_mm(liver[box], CONTRACT.liver_dilation_mm, spacing_mm)
-        tumor_labels[box] = lesion_labels(tumor_raw[box] & allowed, spacing_mm)
+    near = occupied_box(tumor_raw[box]) if liver_found else None
+    if near is not None:  # thresholded tumour: keep what lies within reach of the liver
+        # The liver is grown inside the tumour's box widened by the growth radius: the same
+        # pixels there as growing the whole liver, a fraction of the work.
+        reach = tuple(slice(b.start + r.start, b.start + r.stop) for b, r in zip(box, near))
+        allowed = dilate_mm_within(liver, reach, CONTRACT.liver_dilation_mm, spacing_mm)
+        tumor_labels[box] = lesion_labels(tumor_raw[box] & _widen(allowed, reach, box), spacing_mm)
     tumor = tumor_labels > 0
     if box is not None:
         liver[box] |= tumor[box]  # every tumour pixel is inside the box
@@ -84,6 +88,9 @@ def keep_liver(mask: np.ndarray, spacing_mm: tuple[float, float]) -> np.ndarray:
     count, labels, areas = components(filled)
     if count <= 1:
         return np.zeros(mask.shape, dtype=bool)
+    if count == 2:  # one piece: the filled mask itself
+        return filled if areas[1] >= mm2_to_px(CONTRACT.min_liver_area_mm2, spacing_mm) \
+            else np.zeros(mask.shape, dtype=bool)
     areas = areas[1:]
     keep = np.flatnonzero(areas >= LIVER_PIECE_FRACTION * areas.max()) + 1
     lookup = np.zeros(count, dtype=bool)
@@ -120,6 +127,26 @@ def dilate_mm(mask: np.ndarray, radius_mm: float, spacing_mm: tuple[float, float
         return mask.copy()
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rx + 1, 2 * ry + 1))
     return cv2.dilate(mask.astype(np.uint8), kernel) > 0
+
+
+def dilate_mm_within(mask: np.ndarray, region: tuple[slice, slice], radius_mm: float,
+                     spacing_mm: tuple[float, float]) -> np.ndarray:
+    """`dilate_mm(mask)[region]`, computed from `mask` within `region` widened by the radius."""
+    ry, rx = (int(round(radius_mm / s)) for s in spacing_mm)
+    h, w = mask.shape
+    wide = (slice(max(region[0].start - ry, 0), min(region[0].stop + ry, h)),
+            slice(max(region[1].start - rx, 0), min(region[1].stop + rx, w)))
+    grown = dilate_mm(mask[wide], radius_mm, spacing_mm)
+    return grown[region[0].start - wide[0].start:region[0].stop - wide[0].start,
+                 region[1].start - wide[1].start:region[1].stop - wide[1].start]
+
+
+def _widen(part: np.ndarray, region: tuple[slice, slice], box: tuple[slice, slice]) -> np.ndarray:
+    """`part` (the values within `region`) placed in an all-False array covering `box`."""
+    out = np.zeros((box[0].stop - box[0].start, box[1].stop - box[1].start), dtype=bool)
+    out[region[0].start - box[0].start:region[0].stop - box[0].start,
+        region[1].start - box[1].start:region[1].stop - box[1].start] = part
+    return out
 
 
 def lesion_labels(mask: np.ndarray, spacing_mm: tuple[float, float]) -> np.ndarray:

@@ -17,7 +17,11 @@ def window_hu(hu: np.ndarray, center: float = CONTRACT.window_center,
               width: float = CONTRACT.window_width) -> np.ndarray:
     """Hounsfield units -> [0, 1] through a window (the network's by default)."""
     low = center - width / 2.0
-    return ((np.clip(np.asarray(hu, dtype=np.float32), low, low + width) - low) / width).astype(np.float32)
+    unit = np.array(hu, dtype=np.float32)  # our own copy, then in place: (clip - low) / width
+    np.clip(unit, low, low + width, out=unit)
+    unit -= np.float32(low)
+    unit /= np.float32(width)
+    return unit
 
 
 DISPLAY_WINDOW = (CONTRACT.display_window_center, CONTRACT.display_window_width)
