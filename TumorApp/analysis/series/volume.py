@@ -333,7 +333,7 @@ def _dicom_plan(files: Sequence[SeriesFile], *, decode: bool = False) -> _DicomP
                 flips = _flips(_orientation(ds, f.name))
             if (int(ds.Rows), int(ds.Columns)) != volume.shape[1:]:
                 raise InputError("The slices have different sizes; a series must have one image size.")
-            volume[len(slices)] = _hu_plane(ds, f.name, flips, volume.shape[1:])
+            _hu_plane(ds, f.name, flips, volume[len(slices)])
         del ds.PixelData  # headers are kept (for the DICOM-SEG); the pixels are in `volume` or decoded later
         ds.buffer = None  # pydicom keeps the parsed (inflated) file here: up to MAX_FILE_BYTES per slice
         slices.append(_Slice(f, ds))
@@ -405,49 +405,61 @@ def _decode_slice(plan: _DicomPlan, k: int) -> np.ndarray:
     """Slice k of the volume as int16 HU in radiological orientation: the file read again, its
     budgets checked again, one frame decoded."""
     item = plan.order[k]
-    return _hu_plane(_read_file(item.file), item.file.name, plan.flips, (plan.rows, plan.cols))
+    plane = np.empty((plan.rows, plan.cols), dtype=np.int16)
+    _hu_plane(_read_file(item.file), item.file.name, plan.flips, plane)
+    return plane
 
 
-def _hu_plane(ds, name: str, flips: tuple[bool, bool], shape: tuple[int, int]) -> np.ndarray:
-    """One file's frame as int16 HU of `shape` (rows, cols), flipped as `flips` says."""
+def _hu_plane(ds, name: str, flips: tuple[bool, bool], out: np.ndarray) -> None:
+    """One file's frame as int16 HU into `out` (rows, cols), flipped as `flips` says."""
     try:
         stored = decode_frame(ds)
-        values = _integer_rescale(stored, ds)
-        if values is None:
-            values = np.rint(modality_lut(stored, ds))
     except InputError as exc:
         raise InputError(f"{name}: {exc}") from exc
-    if values.shape != shape:
-        raise InputError(f"{name} is not a 2-D slice of {shape[1]}x{shape[0]} pixels.")
+    if stored.shape != out.shape:
+        raise InputError(f"{name} is not a 2-D slice of {out.shape[1]}x{out.shape[0]} pixels.")
     flip_rows, flip_cols = flips
     if flip_rows:
-        values = values[::-1]
+        stored = stored[::-1]
     if flip_cols:
-        values = values[:, ::-1]
-    return np.clip(values, -32768, 32767).astype(np.int16)
-
-
-def _integer_rescale(stored: np.ndarray, ds) -> np.ndarray | None:
-    """Modality values of integer pixels under a whole-number rescale (CT's usual slope 1,
-    intercept -1024), in int32: the same numbers `modality_lut` gives rounded, without the
-    float64 round trip.  None for every other case (a LUT, a fractional rescale), which takes
-    the general path."""
-    if stored.dtype.kind not in "iu" or stored.dtype.itemsize > 2 or "ModalityLUTSequence" in ds:
-        return None
-    if "RescaleSlope" not in ds or "RescaleIntercept" not in ds:
-        # Only both together rescale (as pydicom's apply_modality_lut does).
-        return stored.astype(np.int32)
+        stored = stored[:, ::-1]
+    if _integer_rescale(stored, ds, out):
+        return
     try:
-        slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
-    except Exception:
-        return None  # the general path gives the clear refusal
-    if not (slope.is_integer() and intercept.is_integer() and abs(slope) <= 2**8 and abs(intercept) <= 2**16):
-        return None
-    values = stored.astype(np.int32)
-    if slope != 1:
-        values *= int(slope)
-    values += int(intercept)
-    return values
+        values = np.rint(modality_lut(stored, ds))
+    except InputError as exc:
+        raise InputError(f"{name}: {exc}") from exc
+    out[...] = np.clip(values, -32768, 32767, out=values)
+
+
+def _integer_rescale(stored: np.ndarray, ds, out: np.ndarray) -> bool:
+    """Integer pixels under a whole-number rescale (CT's usual slope 1, intercept -1024) written to
+    `out` as int16: the numbers `modality_lut` gives, rounded and clipped, without a float64 round
+    trip (in int16 directly when every value stays in its range, else through int32).  False for
+    every other case (a LUT, a fractional rescale), which takes the general path."""
+    if stored.dtype.kind not in "iu" or stored.dtype.itemsize > 2 or "ModalityLUTSequence" in ds:
+        return False
+    slope, intercept = 1, 0
+    if "RescaleSlope" in ds and "RescaleIntercept" in ds:  # only both rescale (as in pydicom)
+        try:
+            slope_f, intercept_f = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+        except Exception:
+            return False  # the general path gives the clear refusal
+        if not (slope_f.is_integer() and intercept_f.is_integer() and abs(slope_f) <= 2**8
+                and abs(intercept_f) <= 2**16):
+            return False
+        slope, intercept = int(slope_f), int(intercept_f)
+    low, high = int(stored.min()), int(stored.max())
+    if slope == 1 and -32768 <= low + intercept and high + intercept <= 32767 and -32768 <= low \
+            and high <= 32767 and -32768 <= intercept <= 32767:
+        np.copyto(out, stored, casting="unsafe")  # every value fits: no wrap-around
+        out += intercept
+    else:
+        values = stored.astype(np.int32)
+        values *= slope
+        values += intercept
+        out[...] = np.clip(values, -32768, 32767, out=values)
+    return True
 
 
 def _pixel_spacing(ds, name: str) -> tuple[float, float]:
