@@ -127,12 +127,14 @@ def segment_many(units: Sequence[np.ndarray], segmenter: SegmenterLike, *, secon
                 x, y, side = crops[i]
                 crop_liver, crop_tumor = _upsample(out, (side, side))
                 _paste(livers[i], crop_liver, x, y)
-                tumor = tumors[i].copy()
-                _paste(tumor, crop_tumor, x, y)
-                if gates[i] is None:
-                    tumor[...] = 0.0
-                else:
-                    tumor *= gates[i]
+                # The crop's tumour pasted over the first pass's, times the gate: computed inside
+                # the gate's box only (it is 0 everywhere else).
+                tumor = np.zeros_like(tumors[i])
+                if gates[i] is not None:
+                    (rows, cols), gate = gates[i]
+                    pasted = tumors[i][rows, cols].copy()
+                    _paste(pasted, crop_tumor, x - cols.start, y - rows.start)
+                    tumor[rows, cols] = pasted * gate
                 tumors[i] = tumor
 
     results = []
@@ -166,10 +168,10 @@ def _left_liver(probs: np.ndarray) -> float:
     return float(probs[:, : probs.shape[1] // 2, 0].sum())
 
 
-def _first_pass_gate(tumor_prob: np.ndarray) -> np.ndarray | None:
-    """Where the second pass may keep tumour (float32 0/1, None where nowhere): first-pass tumour
-    above the gate, grown by about one network pixel of the whole-slice view so that the crop can
-    widen an outline.  Grown inside the seen pixels' box only (plus the growth): all else is 0."""
+def _first_pass_gate(tumor_prob: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray] | None:
+    """Where the second pass may keep tumour: first-pass tumour above the gate, grown by about one
+    network pixel of the whole-slice view so that the crop can widen an outline.  Returned as the
+    box it can reach and the float32 0/1 gate inside it (0 everywhere else); None where nowhere."""
     grow = 2 * int(np.ceil(max(tumor_prob.shape) / CONTRACT.input_size)) + 1
     seen = tumor_prob > CONTRACT.first_pass_gate
     box = occupied_box(seen)
@@ -177,11 +179,10 @@ def _first_pass_gate(tumor_prob: np.ndarray) -> np.ndarray | None:
         return None
     r = grow // 2
     h, w = seen.shape
-    grown = (slice(max(box[0].start - r, 0), min(box[0].stop + r, h)),
+    reach = (slice(max(box[0].start - r, 0), min(box[0].stop + r, h)),
              slice(max(box[1].start - r, 0), min(box[1].stop + r, w)))
-    gate = np.zeros(seen.shape, dtype=np.float32)
-    gate[grown] = cv2.dilate(seen[grown].astype(np.uint8), np.ones((grow, grow), np.uint8))
-    return gate
+    gate = cv2.dilate(seen[reach].astype(np.uint8), np.ones((grow, grow), np.uint8)).astype(np.float32)
+    return reach, gate
 
 
 def _predict(segmenter: SegmenterLike, inputs: list[np.ndarray], batch_size: int) -> list[np.ndarray]:
