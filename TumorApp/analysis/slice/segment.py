@@ -203,8 +203,10 @@ def _crop_box(liver: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int]
     box = occupied_box(liver)  # components found inside the mask's box: the same ones, cheaper
     if box is None:
         return None
-    _, labels, areas = components(liver[box])
-    rows, cols = occupied_box(labels == 1 + int(np.argmax(areas[1:])))
+    count, labels, areas = components(liver[box])
+    # One piece spans the box itself; of several, the largest's own box.
+    rows, cols = occupied_box(labels == 1 + int(np.argmax(areas[1:]))) if count > 2 else \
+        (slice(0, box[0].stop - box[0].start), slice(0, box[1].stop - box[1].start))
     x, y = cols.start + box[1].start, rows.start + box[0].start
     w, h = cols.stop - cols.start, rows.stop - rows.start
     height, width = shape
