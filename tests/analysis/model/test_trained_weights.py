@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from TumorApp.analysis.config import DEFAULT_WEIGHTS, REPO_ROOT
