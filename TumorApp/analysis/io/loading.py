@@ -344,6 +344,8 @@ def _check_inflated_size(raw: bytes, limit: int) -> None:
     from pydicom.filereader import _read_file_meta_info, read_preamble
     from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+    if DeflatedExplicitVRLittleEndian.encode("ascii") not in raw:  # the syntax UID appears nowhere
+        return
     fp = io.BytesIO(raw)
     try:
         read_preamble(fp, True)

@@ -73,17 +73,18 @@ class SeriesFile:
 
     def read(self) -> bytes:
         """The whole content, counted a chunk at a time: refused past the limit whatever was declared."""
-        buf = bytearray()
+        chunks, total = [], 0
         with self.open() as stream:
             try:
                 while chunk := stream.read(CHUNK):
-                    buf += chunk
-                    if len(buf) > self.limit:
+                    chunks.append(chunk)
+                    total += len(chunk)
+                    if total > self.limit:
                         raise InputError(f"{self.name} is larger than {self.limit // 2**20} MiB unpacked; "
                                          "that is the limit for one file.")
             except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
                 raise InputError(f"{self.name} is damaged and could not be read ({exc}).") from exc
-        return bytes(buf)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one chunk (most slices): not copied
 
 
 def sample_indices(n: int) -> list[int]:
