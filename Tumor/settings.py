@@ -1,8 +1,10 @@
 """Settings for the Tumor project: one module, everything that differs per machine comes from the environment."""
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -112,6 +114,14 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # wrote would get "database is locked" at once, as SQLite cannot wait there without deadlock.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # The test database is a file too (in memory-backed /dev/shm where there is one): with SQLite's
+    # in-memory default every thread of a test's live server shares one connection, where the
+    # real server gives each thread its own, so two requests at once could break each other's
+    # statements there and nowhere else.  Named after this checkout, so two checkouts do not meet.
+    _shm = Path("/dev/shm")
+    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME") or str(
+        (_shm if _shm.is_dir() and os.access(_shm, os.W_OK) else Path(tempfile.gettempdir()))
+        / f"tumor-test-{hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:12]}.sqlite3")}
     _sqlite = DATABASES["default"]["NAME"]
     if _sqlite and _sqlite != ":memory:" and not str(_sqlite).startswith("file:"):
         # Create the file owner-only before SQLite does (it would use the umask, often 0644);

@@ -17,16 +17,9 @@ from tests.analysis.conftest import IntensitySegmenter
 
 from .test_roundtrip import ct_series
 
-from django.conf import settings  # noqa: E402
-
-# The listener's threads write to the database while the test reads it. On SQLite the in-memory
-# test database is one connection shared by all threads, and the listener's transactions left it
-# out of autocommit for the tests after these (on_commit then failed in unrelated tests): these
-# run on MySQL/MariaDB, where each thread has its own connection, as ./test.sh's second run does.
-pytestmark = [pytest.mark.django_db(transaction=True),
-              pytest.mark.skipif(settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"),
-                                 reason="listener threads share SQLite's in-memory test connection: "
-                                        "run on MySQL/MariaDB (./test.sh's second run)")]
+# The listener's threads write to the database while the test reads it: each thread has its own
+# connection, on MySQL/MariaDB and on SQLite's test database, a file (settings.py).
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
