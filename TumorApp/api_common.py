@@ -21,6 +21,16 @@ def error(status: int, message: str, **extra) -> JsonResponse:
     return JsonResponse({"error": message, "status": status, **extra}, status=status)
 
 
+def form_error(form, messages: dict | None = None) -> JsonResponse:
+    """An invalid form as the API's JSON error: each field's messages (`messages` rewords one by
+    (field, code) for API clients) under `fields` and joined as the message; 413 when the uploaded
+    `file` was too large, else 400."""
+    fields = {field: [(messages or {}).get((field, e["code"]), e["message"]) for e in errs]
+              for field, errs in form.errors.get_json_data().items()}
+    too_large = any(e.code == "too_large" for e in form.errors.as_data().get("file", []))
+    return error(413 if too_large else 400, " ".join(m for ms in fields.values() for m in ms), fields=fields)
+
+
 def _unauthorised(message: str) -> JsonResponse:
     response = error(401, message)
     response["WWW-Authenticate"] = 'Bearer realm="tumor"'

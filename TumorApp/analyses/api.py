@@ -11,7 +11,7 @@ from django.urls import reverse
 from TumorApp.analysis.errors import InputError
 
 from .. import audit
-from ..api_common import allow, api_login_required, error, multipart_put
+from ..api_common import allow, api_login_required, error, form_error, multipart_put
 from ..models import AuditEvent
 from . import selectors, services
 from .forms import AnalysisUploadForm, MaskCorrectionForm
@@ -22,11 +22,6 @@ LIST_LIMIT = 50
 # The form's wording is for people at the upload page; these say what an API client must send.
 API_MESSAGES = {("file", "required"): "Send the CT slice as the multipart/form-data field 'file'.",
                 ("pixel_spacing", "invalid"): "'pixel_spacing' must be a number of millimetres."}
-
-
-def _form_errors(form) -> dict:
-    return {field: [API_MESSAGES.get((field, e["code"]), e["message"]) for e in errs]
-            for field, errs in form.errors.get_json_data().items()}
 
 
 @api_login_required
@@ -41,9 +36,7 @@ def analyses(request):
              "url": reverse("api-analysis", args=[a.pk])} for a in items]})
     form = AnalysisUploadForm(request.POST, request.FILES)
     if not form.is_valid():
-        errors = _form_errors(form)
-        too_large = any(e.code == "too_large" for e in form.errors.as_data().get("file", []))
-        return error(413 if too_large else 400, " ".join(m for ms in errors.values() for m in ms), fields=errors)
+        return form_error(form, API_MESSAGES)
     try:
         analysis = services.create_analysis(user=request.user, upload=form.cleaned_data["file"],
                                             pixel_spacing=form.cleaned_data["pixel_spacing"],
@@ -83,8 +76,7 @@ def analysis_masks(request, pk: int):
         return error(400, str(e) or "The multipart body could not be read.")
     form = MaskCorrectionForm(data, files)
     if not form.is_valid():
-        errors = _form_errors(form)
-        return error(400, " ".join(m for ms in errors.values() for m in ms), fields=errors)
+        return form_error(form, API_MESSAGES)
     try:
         sent = {name: form.cleaned_data[name].read() for name in ("labels", "liver", "tumor") if form.cleaned_data[name]}
         services.correct_masks(analysis=found, user=request.user, ip=audit.client_ip(request),

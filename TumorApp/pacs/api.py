@@ -11,16 +11,12 @@ from django.urls import reverse
 from TumorApp.analyses import selectors
 from TumorApp.series import services as series_services
 from TumorApp.analysis.errors import InputError
-from TumorApp.api_common import allow, api_login_required, error
+from TumorApp.api_common import allow, api_login_required, error, form_error
 from TumorApp.audit import client_ip
 
 from . import services
 from .client import PacsError, PacsNotConfigured
 from .forms import RetrieveForm, SearchForm
-
-
-def _fields(form) -> dict:
-    return {f: [e["message"] for e in errs] for f, errs in form.errors.get_json_data().items()}
 
 
 def _pacs_error(exc: PacsError) -> JsonResponse:
@@ -32,8 +28,7 @@ def _pacs_error(exc: PacsError) -> JsonResponse:
 def series_search(request):
     form = SearchForm(request.GET)
     if not form.is_valid():
-        fields = _fields(form)
-        return error(400, " ".join(m for ms in fields.values() for m in ms), fields=fields)
+        return form_error(form)
     try:
         return JsonResponse({"results": services.search_series(**form.cleaned_data)})
     except PacsError as exc:
@@ -45,8 +40,7 @@ def series_search(request):
 def retrieve(request):
     form = RetrieveForm(request.POST)
     if not form.is_valid():
-        fields = _fields(form)
-        return error(400, " ".join(m for ms in fields.values() for m in ms), fields=fields)
+        return form_error(form)
     try:
         job = services.import_series(user=request.user, ip=client_ip(request), **form.cleaned_data)
     except PacsError as exc:

@@ -11,7 +11,7 @@ from django.urls import reverse
 from TumorApp.analysis.errors import InputError
 
 from .. import audit
-from ..api_common import allow, api_login_required, error, multipart_put
+from ..api_common import allow, api_login_required, error, form_error, multipart_put
 from ..models import AuditEvent, SeriesJob
 from . import corrections as series_corrections, services as series_services
 from .forms import SeriesUploadForm
@@ -27,9 +27,7 @@ def api_series_list(request):
              "url": reverse("api-series", args=[j.pk])} for j in series_services.jobs_for(request.user)[:50]]})
     form = SeriesUploadForm(request.POST, request.FILES)
     if not form.is_valid():
-        errors = {f: [e["message"] for e in errs] for f, errs in form.errors.get_json_data().items()}
-        too_large = any(e.code == "too_large" for e in form.errors.as_data().get("file", []))
-        return error(413 if too_large else 400, " ".join(m for ms in errors.values() for m in ms), fields=errors)
+        return form_error(form)
     try:
         job = series_services.submit_series(user=request.user, uploads=form.cleaned_data["file"],
                                             ip=audit.client_ip(request))
