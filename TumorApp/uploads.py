@@ -21,15 +21,19 @@ def clean_filename(name: str) -> str:
     return name
 
 
+def remove_paths(paths, why: str = "") -> None:
+    """Delete these stored files now (missing ones are fine).  A file that cannot be removed is
+    logged, not raised: on a failed upload the error being handled is the one to report."""
+    for path in paths:
+        if not path:
+            continue
+        try:
+            default_storage.delete(path)
+        except OSError:
+            log.exception("could not remove %s%s", path, f" {why}" if why else "")
+
+
 def remove_paths_on_commit(paths) -> None:
     """Delete these stored files once the current transaction commits (missing ones are fine)."""
     paths = [p for p in paths if p]
-
-    def remove_files():
-        for path in paths:
-            try:
-                default_storage.delete(path)
-            except OSError:
-                log.exception("could not remove %s", path)
-
-    transaction.on_commit(remove_files)
+    transaction.on_commit(lambda: remove_paths(paths))

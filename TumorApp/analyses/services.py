@@ -16,7 +16,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from ..audit import record_event
-from ..uploads import clean_filename, remove_paths_on_commit
+from ..uploads import clean_filename, remove_paths, remove_paths_on_commit
 from ..models import Analysis, AuditEvent, MaskVersion
 
 log = logging.getLogger("TumorApp.audit")
@@ -116,11 +116,7 @@ def _analyse_and_store(*, user, upload, pixel_spacing, ip, action) -> Analysis:
             )
             record_event(action=action, user=user, analysis_id=analysis.pk, ip=ip)
     except BaseException as exc:
-        for path in saved:
-            try:
-                default_storage.delete(path)
-            except OSError:
-                log.exception("could not remove %s after a failed analysis", path)
+        remove_paths(saved, "after a failed analysis")
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             log.error("disk full while storing an analysis for user=%s", user.get_username())
             raise StorageFull("The server's disk is full, so the analysis could not be stored. "
@@ -276,11 +272,7 @@ def correct_masks(*, analysis: Analysis, user, labels_png: bytes | None = None, 
                 detail += f"; removed version(s) {', '.join(map(str, pruned))}"
             record_event(action=AuditEvent.Action.CORRECT, user=user, analysis_id=locked.pk, ip=ip, detail=detail)
     except BaseException:
-        for path in saved:
-            try:
-                default_storage.delete(path)
-            except OSError:
-                log.exception("could not remove %s after a failed correction", path)
+        remove_paths(saved, "after a failed correction")
         raise
     log.info("user=%s corrected id=%s version=%s", user.get_username(), analysis.pk, version.number)
     return version

@@ -25,7 +25,7 @@ from TumorApp.analysis.labels import decode_png
 
 from ..models import AuditEvent, SeriesJob, SeriesVersion
 from ..audit import record_event
-from ..uploads import remove_paths_on_commit
+from ..uploads import remove_paths, remove_paths_on_commit
 
 log = logging.getLogger("TumorApp.series")
 
@@ -170,11 +170,7 @@ def correct_series(*, job: SeriesJob, user, labels: np.ndarray | None = None,
                 detail += f"; removed version(s) {', '.join(map(str, pruned))}"
             record_event(action=action, user=user, ip=ip, detail=detail[:255])
     except BaseException:
-        for path in saved:
-            try:
-                default_storage.delete(path)
-            except OSError:
-                log.exception("could not remove %s after a failed series correction", path)
+        remove_paths(saved, "after a failed series correction")
         raise
     job.result, job.files = locked.result, locked.files
     log.info("user=%s corrected series %s: version %s", user.get_username(), job.pk, number)

@@ -38,7 +38,7 @@ from django.utils import timezone
 from TumorApp.analysis.errors import InputError
 
 from ..models import AuditEvent, SeriesJob
-from ..uploads import clean_filename
+from ..uploads import clean_filename, remove_paths
 from ..audit import record_event
 
 log = logging.getLogger("TumorApp.series")
@@ -87,8 +87,7 @@ def submit_series(*, user, uploads, ip: str | None = None) -> SeriesJob:
                 # After the commit, so that no worker looks for a row it cannot see yet.
                 transaction.on_commit(lambda: _send(job.pk))
     except BaseException:
-        for path in saved:
-            default_storage.delete(path)
+        remove_paths(saved, "after a failed series upload")
         raise
     return job
 
