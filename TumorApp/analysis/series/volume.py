@@ -619,10 +619,9 @@ def _longest_axial_diameter(own: np.ndarray, spacing_yx: tuple[float, float]) ->
     least the largest distance between its pixel centres and at most that plus two pixels, so
     planes are tried widest first and stop once none can reach the best so far: the same answer
     as measuring every plane, from a few Feret measurements per lesion."""
-    planes = [dz for dz in range(own.shape[0]) if own[dz].any()]
-    # (lower bound, plane), widest first; one plane needs no bound.
-    bounds = sorted(((_centre_diameter(own[dz], spacing_yx), dz) for dz in planes), key=lambda b: (-b[0], b[1])) \
-        if len(planes) > 1 else [(0.0, dz) for dz in planes]
+    bounds = [(0.0, dz) for dz in range(own.shape[0]) if own[dz].any()]  # (lower bound, plane)
+    if len(bounds) > 1:  # widest first; one plane needs no bound
+        bounds = sorted(((_centre_diameter(own[dz], spacing_yx), dz) for _, dz in bounds), key=lambda b: (-b[0], b[1]))
     slack = 2.0 * max(spacing_yx)
     best, best_dz = 0.0, 0
     for low, dz in bounds:

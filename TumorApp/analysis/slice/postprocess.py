@@ -64,14 +64,20 @@ def clean(liver_prob: np.ndarray, tumor_prob: np.ndarray, spacing_mm: tuple[floa
     if near is not None:  # thresholded tumour: keep what lies within reach of the liver
         # The liver is grown inside the tumour's box widened by the growth radius: the same
         # pixels there as growing the whole liver, a fraction of the work.
+        # Lesions are labelled there too: every thresholded tumour pixel is inside it.
         reach = tuple(slice(b.start + r.start, b.start + r.stop) for b, r in zip(box, near))
         allowed = dilate_mm_within(liver, reach, CONTRACT.liver_dilation_mm, spacing_mm)
-        tumor_labels[box] = lesion_labels(tumor_raw[box] & _widen(allowed, reach, box), spacing_mm)
+        tumor_labels[reach] = lesion_labels(tumor_raw[reach] & allowed, spacing_mm)
     tumor = tumor_labels > 0
     if box is not None:
         liver[box] |= tumor[box]  # every tumour pixel is inside the box
     return Masks(liver=liver, tumor=tumor, tumor_labels=tumor_labels,
                  liver_threshold=liver_raw, tumor_threshold=tumor_raw, liver_found=liver_found)
+
+
+def widen_box(box: tuple[slice, slice], by: tuple[int, int], shape: tuple[int, int]) -> tuple[slice, slice]:
+    """`box` grown by `by` (rows, cols) pixels on each side, within an image of `shape`."""
+    return tuple(slice(max(b.start - r, 0), min(b.stop + r, n)) for b, r, n in zip(box, by, shape))
 
 
 def occupied_box(mask: np.ndarray) -> tuple[slice, slice] | None:
@@ -136,21 +142,10 @@ def dilate_mm(mask: np.ndarray, radius_mm: float, spacing_mm: tuple[float, float
 def dilate_mm_within(mask: np.ndarray, region: tuple[slice, slice], radius_mm: float,
                      spacing_mm: tuple[float, float]) -> np.ndarray:
     """`dilate_mm(mask)[region]`, computed from `mask` within `region` widened by the radius."""
-    ry, rx = (int(round(radius_mm / s)) for s in spacing_mm)
-    h, w = mask.shape
-    wide = (slice(max(region[0].start - ry, 0), min(region[0].stop + ry, h)),
-            slice(max(region[1].start - rx, 0), min(region[1].stop + rx, w)))
+    wide = widen_box(region, tuple(int(round(radius_mm / s)) for s in spacing_mm), mask.shape)
     grown = dilate_mm(mask[wide], radius_mm, spacing_mm)
     return grown[region[0].start - wide[0].start:region[0].stop - wide[0].start,
                  region[1].start - wide[1].start:region[1].stop - wide[1].start]
-
-
-def _widen(part: np.ndarray, region: tuple[slice, slice], box: tuple[slice, slice]) -> np.ndarray:
-    """`part` (the values within `region`) placed in an all-False array covering `box`."""
-    out = np.zeros((box[0].stop - box[0].start, box[1].stop - box[1].start), dtype=bool)
-    out[region[0].start - box[0].start:region[0].stop - box[0].start,
-        region[1].start - box[1].start:region[1].stop - box[1].start] = part
-    return out
 
 
 def lesion_labels(mask: np.ndarray, spacing_mm: tuple[float, float]) -> np.ndarray:

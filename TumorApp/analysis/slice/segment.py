@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from ..config import CONTRACT
-from .postprocess import components, occupied_box
+from .postprocess import components, occupied_box, widen_box
 from .preprocess import from_network_output, to_network_input
 
 # A liver box smaller than this fraction of the image side is not worth a zoomed second pass
@@ -177,10 +177,7 @@ def _first_pass_gate(tumor_prob: np.ndarray) -> tuple[tuple[slice, slice], np.nd
     box = occupied_box(seen)
     if box is None:
         return None
-    r = grow // 2
-    h, w = seen.shape
-    reach = (slice(max(box[0].start - r, 0), min(box[0].stop + r, h)),
-             slice(max(box[1].start - r, 0), min(box[1].stop + r, w)))
+    reach = widen_box(box, (grow // 2, grow // 2), seen.shape)
     gate = cv2.dilate(seen[reach].astype(np.uint8), np.ones((grow, grow), np.uint8)).astype(np.float32)
     return reach, gate
 
