@@ -19,6 +19,7 @@ from .lesions import insert_lesions
 # Chance that a full-range HU slice is clipped to 0..255 HU and softened like msd-slices (256 px
 # JPEG), so that look is a known input rather than a second domain only msd-slices shows.
 CLIP_HU_CHANCE = 0.25
+VIEW_OVERSAMPLE = 2  # views are warped at this multiple of the input size, then area-resized
 
 
 def display_scale(patient: Patient, idx: int, rng: np.random.Generator | None = None,
@@ -101,13 +102,17 @@ def sample_view(patient: Patient, idx: int, rng: np.random.Generator, size: int 
     full = (0.0, 0.0, float(img.shape[1]), float(img.shape[0]))
     box = liver_box(labels > 0)
     if box is not None and (not patient.full_field or rng.random() < 0.5):
-        region = crop_box(box, rng.uniform(0.03, 0.35), square=rng.random() < 0.6)
+        # square, as the second pass's crop is at inference
+        region = crop_box(box, rng.uniform(0.03, 0.35), square=True)
     else:
         region = full
-    m = _affine(region, size, scale=rng.uniform(0.85, 1.2), angle_deg=rng.uniform(-12, 12),
+    # Warped at twice the input size, then area-averaged down, as inference area-resizes a
+    # 512 px slice: a bilinear warp straight to 128 px would alias the CT noise into the view.
+    m = _affine(region, VIEW_OVERSAMPLE * size, scale=rng.uniform(0.85, 1.2), angle_deg=rng.uniform(-12, 12),
                 shift=rng.normal(0.0, 0.04, size=2))
-    x = warp(img, m, size)
-    y = (warp(targets(labels), m, size) > 0.5).astype(np.float32)
+    x = cv2.resize(warp(img, m, VIEW_OVERSAMPLE * size), (size, size), interpolation=cv2.INTER_AREA)
+    y = (cv2.resize(warp(targets(labels), m, VIEW_OVERSAMPLE * size), (size, size),
+                    interpolation=cv2.INTER_AREA) > 0.5).astype(np.float32)
     if rng.random() < 0.3:
         x = np.power(x, rng.uniform(0.75, 1.33)).astype(np.float32)
     if rng.random() < 0.2:
@@ -117,17 +122,27 @@ def sample_view(patient: Patient, idx: int, rng: np.random.Generator, size: int 
     return np.clip(x, 0.0, 1.0), y
 
 
-def slice_weights(patient: Patient) -> np.ndarray:
-    """Sampling probabilities within a source: half tumour slices, 30% liver only, 20% the rest.
+EDGE_LIVER_FRACTION = 0.35  # a liver section under this share of the patient's largest is an edge slice
 
-    Where few slices show tumour (msd-slices: 13 of 603) they get a fifth, not half, so a
+
+def slice_weights(patient: Patient) -> np.ndarray:
+    """Sampling probabilities within a source: 45% tumour slices, 20% liver edge slices (the dome
+    beside the heart, the tip beside bowel and kidney: the hard negatives), 20% the rest of the
+    liver, 15% slices without liver.
+
+    Where few slices show tumour (msd-slices: 13 of 603) they get a fifth, not 45%, so a
     handful of slices is not repeated hundreds of times an epoch."""
     has_tumour = (patient.labels == 2).any(axis=(1, 2))
-    has_liver = (patient.labels > 0).any(axis=(1, 2)) & ~has_tumour
+    area = (patient.labels > 0).sum(axis=(1, 2))
+    has_liver = (area > 0) & ~has_tumour
+    edge = has_liver & (area < EDGE_LIVER_FRACTION * max(int(area.max()), 1))
+    if not patient.full_field or len(np.unique(patient.patient_ids)) > 1:
+        edge = np.zeros_like(edge)  # only a whole patient's series says which sections are its edges
     other = ~(has_tumour | has_liver)
-    tumour_share = 0.5 if has_tumour.mean() > 0.1 else 0.2
+    tumour_share = 0.45 if has_tumour.mean() > 0.1 else 0.2
     w = np.zeros(len(patient.labels))
-    for group, share in ((has_tumour, tumour_share), (has_liver, 0.8 - tumour_share), (other, 0.2)):
+    for group, share in ((has_tumour, tumour_share), (edge, 0.2), (has_liver & ~edge, 0.65 - tumour_share),
+                         (other, 0.15)):
         if group.any():
             w[group] = share / group.sum()
     return w / w.sum()

@@ -111,22 +111,31 @@ def read_lits(root: Path, size: int | None = CACHE_SIZE) -> Patient:
                    is_hu=True, full_field=False, spacing_mm=float("nan"))
 
 
+# ircadb-png's grey read as `8 * grey - 1024` is right only where the slice's min-max scaling
+# happened to span -1024..1016 HU; a slice whose liver then falls outside this range was scaled
+# otherwise and would teach a wrong density, so it is left out.
+PNG_LIVER_HU = (60.0, 180.0)
+
+
 def read_ircadb_png(root: Path, size: int | None = CACHE_SIZE) -> Patient:
     """ircadb-png: 512 px 8-bit slices of 13 3D-IRCADb patients, grey min-max scaled per slice.
 
-    Grey is mapped to HU as `8 * grey - 1024` (right for most slices, its README says; wrong for
-    patient 3's metal), so the slices go through the same window as every HU input.  Each
-    slice carries the msd-slices patient id of the same IRCADb patient, so splits keep them
-    together."""
+    Grey is mapped to HU as `8 * grey - 1024` (right for most slices, its README says), so the
+    slices go through the same window as every HU input; the slices where that mapping puts
+    the normal liver's median outside `PNG_LIVER_HU` are dropped.  Each slice carries the
+    msd-slices patient id of the same IRCADb patient, so splits keep them together."""
     d = np.load(root / "slices.npz")
     hu = d["image"].astype(np.float32) * 8.0 - 1024.0
+    labels = d["label"].astype(np.uint8)
+    liver_hu = np.array([np.median(h[l == 1]) if (l == 1).any() else np.nan for h, l in zip(hu, labels)])
+    keep = (liver_hu >= PNG_LIVER_HU[0]) & (liver_hu <= PNG_LIVER_HU[1])
     msd = np.load(root.parent / "msd-slices" / "slices.npz")
     volume_of = {int(i): int(v) for i, v in zip(msd["ircadb_patient"], msd["volume"]) if i}
     ids = np.array([f"msd-{volume_of[int(n)]}" if int(n) in volume_of else f"ircadb-{int(n):02d}"
                     for n in d["patient"]], dtype=object)
     spacing = 0.75 * 512 / (size or 512)  # IRCADb in-plane spacing is about 0.6-0.9 mm
-    return Patient("ircadb-png", _resize_stack(hu, size, False), _resize_stack(d["label"].astype(np.uint8), size, True),
-                   is_hu=True, full_field=True, spacing_mm=spacing, patient_ids=ids)
+    return Patient("ircadb-png", _resize_stack(hu[keep], size, False), _resize_stack(labels[keep], size, True),
+                   is_hu=True, full_field=True, spacing_mm=spacing, patient_ids=ids[keep])
 
 
 READERS = {"seed": read_seed, "ircadb-01": read_ircadb, "ircadb-07": read_ircadb, "lits-117": read_lits,

@@ -28,8 +28,11 @@ TVERSKY_FP, TVERSKY_FN = 0.3, 0.7
 VIEWS_PER_TASK = 64  # views a worker process makes per task: few tasks, and the pool balances them
 # How often each source is drawn (normalised over the sources present).  msd-slices has the most
 # patients but mostly unseparated labels; ircadb-07 is the only whole tumour-free patient.
-SOURCE_SHARES = {"seed": 0.2, "ircadb-01": 0.2, "ircadb-07": 0.15, "lits-117": 0.15, "msd-slices": 0.3,
-                 "ircadb-png": 0.05}
+# The seed's intensities are mangled and nearly binary: a small share keeps the product working on
+# the original app's pictures without letting them teach what CT looks like.
+SOURCE_SHARES = {"seed": 0.03, "ircadb-01": 0.22, "ircadb-07": 0.15, "lits-117": 0.15, "msd-slices": 0.35,
+                 "ircadb-png": 0.1}
+EMA_MOMENTUM = 0.999  # per step: the averaged weights follow about the last 1,000 batches
 LOSS_NAME = (f"liver: soft Dice + BCE; tumour (x{TUMOUR_LOSS_WEIGHT}): Tversky "
              f"(FP {TVERSKY_FP}, FN {TVERSKY_FN}) + BCE, both masked to pixels whose tumour label is known")
 
@@ -84,6 +87,7 @@ class Recipe:
     cosine: bool = False            # decay the rate to 5 % over the run (epochs or max_seconds)
     clip_hu_chance: float = CLIP_HU_CHANCE
     synthetic_lesions: float = 0.0
+    ema: bool = False               # ship an exponential moving average of the weights (EMA_MOMENTUM)
 
 
 # The recipes compared.  "source" is the last round's input and sampling (W400/L40, sources drawn
@@ -101,6 +105,10 @@ RECIPES = {
     # the same with synthetic lesions painted into a fifth of the HU slices (lesions.py)
     "unified-synthetic": Recipe(window=(127.5, 255.0), sampling="mixed", normal_parenchyma=True,
                                 learning_rate=2e-4, cosine=True, clip_hu_chance=0.5, synthetic_lesions=0.2),
+    # every patient from the first step, long: patients and sources drawn half each, label 3's
+    # normal parenchyma, synthetic lesions up to 100 mm in a third of the HU slices, EMA weights
+    "all-patients": Recipe(window=(127.5, 255.0), sampling="mixed", normal_parenchyma=True,
+                           learning_rate=2e-4, cosine=True, clip_hu_chance=0.4, synthetic_lesions=0.3, ema=True),
 }
 DEFAULT_RECIPE = "base-0255"  # the shipped recipe: it won the CV on the same folds (model card)
 
@@ -243,18 +251,69 @@ def plot_curves(history: dict, path: Path) -> None:
     plt.close(fig)
 
 
+class WeightAverage:
+    """An exponential moving average of every weight, updated after each training batch (a Keras
+    callback built by `callback()`): the averaged weights are smoother than the last step's and
+    are the ones saved.  Kept in NumPy so it works the same on every backend and checkpoints as
+    plain weights."""
+
+    def __init__(self, weights: list[np.ndarray], steps: int = 0, momentum: float = EMA_MOMENTUM):
+        self.weights = [np.array(w, dtype=np.float32) for w in weights]
+        self.steps = steps
+        self.momentum = momentum
+
+    def update(self, weights: list[np.ndarray]) -> None:
+        self.steps += 1
+        m = min(self.momentum, (1.0 + self.steps) / (10.0 + self.steps))  # short memory at first
+        for avg, w in zip(self.weights, weights):
+            avg *= m
+            avg += (1.0 - m) * w
+
+    def callback(self, model):
+        import keras
+
+        average = self
+
+        class _Update(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                average.update(model.get_weights())
+
+        return _Update()
+
+
+def _save_checkpoint(model, average: WeightAverage | None, out_dir: Path, state: dict, meta: dict) -> None:
+    """The run so far, written so a killed or finished session can be resumed (`resume=True`):
+    `checkpoint.hdf5` the last step's weights, `checkpoint_ema.hdf5` the averaged ones (what an
+    evaluation of the run so far should load; the training metadata sits beside both), and
+    `checkpoint.json` the epochs done, the EMA's step count and the history."""
+    from ..analysis.model.network import metadata_path, save_weights
+
+    save_weights(model, out_dir / "checkpoint.tmp.hdf5")
+    (out_dir / "checkpoint.tmp.hdf5").replace(out_dir / "checkpoint.hdf5")
+    metadata_path(out_dir / "checkpoint.hdf5").write_text(json.dumps(meta, indent=1))
+    if average is not None:
+        raw = model.get_weights()
+        model.set_weights(average.weights)
+        save_weights(model, out_dir / "checkpoint_ema.tmp.hdf5")
+        model.set_weights(raw)
+        (out_dir / "checkpoint_ema.tmp.hdf5").replace(out_dir / "checkpoint_ema.hdf5")
+        metadata_path(out_dir / "checkpoint_ema.hdf5").write_text(json.dumps(meta, indent=1))
+    (out_dir / "checkpoint_state.json").write_text(json.dumps(state))
+
+
 def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 40,
           samples_per_epoch: int = 1024, batch_size: int = 16, seed: int = 1234,
           cache: str | None = None, weights_name: str = "cnn_weights.hdf5",
           init_weights: str | None = None, max_seconds: float | None = None, verbose: int = 1,
           workers: int = 0, synthetic_lesions: float = 0.0, exclude_ids: list[str] | None = None,
           corrections: list[str] | None = None, progress=None, recipe: Recipe | None = None,
-          weights_hook=None, checkpoint: bool = False) -> dict:
+          weights_hook=None, checkpoint: bool = False, resume: bool = False) -> dict:
     """Train on every patient of ../shared/data except the `holdout` sources and the
     `exclude_ids` patients (e.g. a cross-validation fold), plus the `corrections` folders
     (`manage.py export_corrections`); `progress(epoch, epochs, logs)` is called after each epoch.
     `recipe` says what varies (window, sampling, pseudo-labels, learning rate); `weights_hook(model)`
-    is called before the weights are written (e.g. to keep a copy elsewhere)."""
+    is called before the weights are written (e.g. to keep a copy elsewhere).  `resume` continues
+    the run whose checkpoint is in `out` (same arguments) from its last finished epoch."""
     import keras
 
     from ..analysis.model.network import build_unet, load_weights, metadata_path, save_weights
@@ -278,15 +337,51 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
     model.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate), loss=combined_loss,
                   metrics=[_channel_dice(0, "liver_dice"), _channel_dice(1, "tumour_dice")])
     history = {"loss": [], "liver_dice": [], "tumour_dice": []}
-    started = time.time()
+    first_epoch, seconds_before, ema_steps = 0, 0.0, 0
+    if resume and (out_dir / "checkpoint_state.json").is_file():
+        state = json.loads((out_dir / "checkpoint_state.json").read_text())
+        load_weights(model, out_dir / "checkpoint.hdf5")
+        history, first_epoch = state["history"], state["epochs"]
+        seconds_before, ema_steps = state["train_seconds"], state.get("ema_steps", 0)
+    average = None
+    if recipe.ema:
+        average = WeightAverage(model.get_weights(), ema_steps)
+        if ema_steps:
+            raw = model.get_weights()
+            load_weights(model, out_dir / "checkpoint_ema.hdf5")
+            average = WeightAverage(model.get_weights(), ema_steps)
+            model.set_weights(raw)
+    callbacks = [average.callback(model)] if average else []
+    started = time.time() - seconds_before
     # Augmentation is CPU-bound Python: spread it over worker processes (spawned, so they never
     # inherit the backend's threads) and prepare the next epoch while the current one trains.
     pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
             if workers > 1 else None)
     source = (data, tuple(names), cache, excluded, corrections)
+
+    def describe(epochs_done: int) -> dict:
+        return {
+            "trained_on": names, "held_out": holdout, "excluded_patients": list(excluded),
+            "corrections": list(corrections),
+            "trained_on_patients": all_patient_ids(patients), "epochs": epochs_done,
+            "samples_per_epoch": samples_per_epoch, "batch_size": batch_size, "seed": seed,
+            "optimizer": f"Adam {recipe.learning_rate:g}" + (", cosine to 5 %" if recipe.cosine else "")
+                         + (f", weights averaged (EMA {EMA_MOMENTUM})" if average else ""),
+            "loss": LOSS_NAME, "source_shares": SOURCE_SHARES, "recipe": asdict(recipe),
+            "input_window": list(recipe.window), "synthetic_lesions": recipe.synthetic_lesions,
+            "init_weights": str(init_weights) if init_weights else None,
+            "input_size": CONTRACT.input_size, "backend": keras.backend.backend(),
+            "train_seconds": round(time.time() - started, 1), "history": history,
+            "views": epochs_done * samples_per_epoch,
+            "views_total": epochs_done * samples_per_epoch + _views_before(init_weights),
+        }
+
     with ThreadPoolExecutor(1) as prefetch:
-        upcoming = prefetch.submit(make_epoch, patients, samples_per_epoch, seed, pool, source, recipe)
-        for epoch in range(epochs):
+        upcoming = None
+        if first_epoch < epochs:
+            upcoming = prefetch.submit(make_epoch, patients, samples_per_epoch, seed + first_epoch, pool, source,
+                                       recipe)
+        for epoch in range(first_epoch, epochs):
             x, y = upcoming.result()
             if epoch + 1 < epochs:
                 upcoming = prefetch.submit(make_epoch, patients, samples_per_epoch, seed + epoch + 1,
@@ -298,38 +393,36 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
                 model.optimizer.learning_rate.assign(
                     recipe.learning_rate * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(done, 1.0)))))
             h = model.fit(x, y, batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch,
-                          shuffle=True, verbose=verbose)
+                          shuffle=True, verbose=verbose, callbacks=callbacks)
             for key in history:
                 history[key].append(float(h.history[key][-1]))
             if checkpoint:  # survives a killed run: the last finished epoch's weights
-                save_weights(model, out_dir / "checkpoint.hdf5")
+                _save_checkpoint(model, average, out_dir,
+                                 {"epochs": epoch + 1, "history": history, "train_seconds": time.time() - started,
+                                  "ema_steps": average.steps if average else 0}, describe(epoch + 1))
             if progress:
                 progress(epoch + 1, epochs, {k: v[-1] for k, v in history.items()})
             if max_seconds and time.time() - started > max_seconds:
                 break  # a time-boxed run (e.g. on a lent GPU): the epochs actually run are recorded
-    seconds = time.time() - started
     if pool:
         pool.shutdown(cancel_futures=True)
+    if average:
+        model.set_weights(average.weights)  # the averaged weights are the run's result
     if weights_hook:
         weights_hook(model)
     save_weights(model, out_dir / weights_name)
-    meta = {
-        "trained_on": names, "held_out": holdout, "excluded_patients": list(excluded),
-        "corrections": list(corrections),
-        "trained_on_patients": all_patient_ids(patients), "epochs": len(history["loss"]),
-        "samples_per_epoch": samples_per_epoch, "batch_size": batch_size, "seed": seed,
-        "optimizer": f"Adam {recipe.learning_rate:g}" + (", cosine to 5 %" if recipe.cosine else ""),
-        "loss": LOSS_NAME, "source_shares": SOURCE_SHARES, "recipe": asdict(recipe),
-        "input_window": list(recipe.window), "synthetic_lesions": recipe.synthetic_lesions, "init_weights": str(init_weights) if init_weights else None,
-        "input_size": CONTRACT.input_size, "backend": keras.backend.backend(),
-        "train_seconds": round(seconds, 1), "history": history,
-        "views": len(history["loss"]) * samples_per_epoch,
-        "views_total": len(history["loss"]) * samples_per_epoch + _views_before(init_weights),
-    }
+    meta = describe(len(history["loss"]))
     stem = Path(weights_name).name.split(".")[0]
     metadata_path(out_dir / weights_name).write_text(json.dumps(meta, indent=1))
     plot_curves(history, out_dir / f"{stem}_curves.png")
     return meta
+
+
+def _print_progress(started: float):
+    def show(epoch: int, epochs: int, logs: dict) -> None:
+        print(f"epoch {epoch}/{epochs} {time.time() - started:.0f} s "
+              + " ".join(f"{k} {v:.3f}" for k, v in logs.items()), flush=True)
+    return show
 
 
 def main(argv=None) -> None:
@@ -351,6 +444,8 @@ def main(argv=None) -> None:
     p.add_argument("--recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES))
     p.add_argument("--learning-rate", type=float, default=None, help="overrides the recipe's")
     p.add_argument("--checkpoint", action="store_true", help="write checkpoint.hdf5 after every epoch")
+    p.add_argument("--resume", action="store_true", help="continue the run checkpointed in --out")
+    p.add_argument("--verbose", type=int, default=1, help="Keras's progress output (0: one line per epoch)")
     p.add_argument("--exclude-patient", action="append", default=[], help="patient id kept out (repeatable)")
     a = p.parse_args(argv)
     recipe = RECIPES[a.recipe]
@@ -359,7 +454,8 @@ def main(argv=None) -> None:
     meta = train(a.data, a.out, a.holdout, a.epochs, a.samples_per_epoch, a.batch_size, a.seed,
                  a.cache, a.weights_name, init_weights=a.init_weights, max_seconds=a.max_seconds,
                  workers=a.workers, synthetic_lesions=a.synthetic_lesions, recipe=recipe,
-                 checkpoint=a.checkpoint, exclude_ids=a.exclude_patient)
+                 checkpoint=a.checkpoint, exclude_ids=a.exclude_patient, resume=a.resume, verbose=a.verbose,
+                 progress=_print_progress(time.time()))
     print(json.dumps({k: v for k, v in meta.items() if k != "history"}))
 
 
