@@ -234,8 +234,6 @@ def send_results(*, job: SeriesJob, user=None, ip: str | None = None) -> PacsTra
 
     Raises `InputError` when the job cannot be sent at all (not done, or a NIfTI upload), and
     `PacsNotConfigured` without DICOMWEB_URL; neither is recorded as a send."""
-    from TumorApp.analysis.series.volume import load_series
-
     _require_pacs()
     if job.status != SeriesJob.Status.DONE:
         raise InputError(f"The series is {job.status}; results can be sent once it is done.")
@@ -248,7 +246,7 @@ def send_results(*, job: SeriesJob, user=None, ip: str | None = None) -> PacsTra
     def build() -> list[pydicom.Dataset]:
         seg_bytes, _, _ = series_services.export_file(job)
         ct, labels = series_services.volume_arrays(job)
-        volume = load_series(series_services.input_items(job))
+        volume = series_services.geometry(job)
         transfer.series_instance_uid = transfer.series_instance_uid or str(volume.datasets[0].SeriesInstanceUID)
         transfer.study_instance_uid = str(volume.datasets[0].get("StudyInstanceUID", ""))
         return result_instances(volume=volume, record=series_services.payload(job), ct=ct, labels=labels,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import Http404, HttpResponse, JsonResponse
+from django.core.exceptions import RequestDataTooBig
 from django.http.multipartparser import MultiPartParserError
 from django.urls import reverse
 
@@ -100,8 +101,7 @@ def _done_job(request, pk: int):
 def api_series_labels(request, pk: int):
     """PUT a whole corrected label volume (multipart field `labels`: NIfTI or DICOM-SEG in the
     series' patient space): a new version, every figure recomputed without the network."""
-    from TumorApp.analysis.series.correct import labels_from_upload
-    from TumorApp.analysis.series.volume import load_series
+    from TumorApp.analysis.series.correct import labels_from_upload, upload_kind
 
     job, refusal = _done_job(request, pk)
     if refusal:
@@ -116,9 +116,11 @@ def api_series_labels(request, pk: int):
                      fields={"labels": ["required"]})
     if upload.size > settings.MAX_SERIES_UPLOAD_BYTES:
         return error(413, "The label volume is larger than any series upload may be.")
+    name = f"'{upload.name}'"
     try:
-        volume = load_series(series_services.input_items(job))  # the series' geometry, as its export uses
-        labels = labels_from_upload(upload.read(), volume, name=f"'{upload.name}'")
+        data = upload.read()
+        upload_kind(data, name)  # the upload is read and sniffed before the stored series is touched
+        labels = labels_from_upload(data, series_services.geometry(job), name=name)
     except InputError as e:
         return error(400, str(e), fields={"labels": [str(e)]})
     return _corrected(request, job, AuditEvent.Action.API_SERIES_CORRECT, labels=labels)
@@ -135,6 +137,9 @@ def series_slices_labels(request, pk: int):
     ct, _ = series_services.volume_arrays(job)
     try:
         slices = series_corrections.slices_from_json(request.body, ct.shape)
+    except RequestDataTooBig:
+        return error(413, f"The save is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes; save fewer "
+                          "slices at a time.")
     except InputError as e:
         return error(400, str(e))
     return _corrected(request, job, AuditEvent.Action.SERIES_CORRECT, slices=slices)
@@ -159,6 +164,8 @@ def series_interpolate(request, pk: int):
         return refusal
     try:
         between = series_corrections.interpolation_from_json(request.body)
+    except RequestDataTooBig:
+        return error(413, "The request body is too large for an interpolation.")
     except InputError as e:
         return error(400, str(e))
     return _corrected(request, job, AuditEvent.Action.SERIES_CORRECT, interpolate=between)

@@ -193,40 +193,85 @@ def _prune(job: SeriesJob) -> list[int]:
     return sorted(v.number for v in old)
 
 
-def interpolation_from_json(body: bytes) -> tuple[int, int]:
-    """The editor's interpolate body, JSON {"from": <0-based slice>, "to": <0-based slice>}."""
+# The editor's JSON: a handful of keys, never nested deeper than this; and a body no larger than
+# every slice's label map as an uncompressed PNG in base64 (`slices_body_limit`).
+MAX_JSON_DEPTH = 4
+SMALL_JSON_BYTES = 4096
+
+
+def whole_number(text) -> int | None:
+    """`text` as a non-negative int when it is ASCII digits only (at most 9), else None: `"²"` and
+    `"١"` pass str.isdigit() yet are no index."""
+    if isinstance(text, str) and 0 < len(text) <= 9 and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
+def load_json(body: bytes, limit: int, usage: str):
+    """`body` parsed as JSON within `limit` bytes and MAX_JSON_DEPTH levels; InputError saying
+    `usage` (what to send) otherwise, never a parser's or the interpreter's error."""
     import json
 
+    if len(body) > limit:
+        raise InputError(f"The request body is {len(body):,} bytes; at most {limit:,} are accepted. {usage}")
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise InputError(f"The JSON is nested too deeply. {usage}")
     try:
-        data = json.loads(body)
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InputError(usage) from exc
+
+
+def _depth(body: bytes) -> int:
+    """Deepest nesting of [ and { outside strings, counted without parsing (so without recursion)."""
+    import re
+
+    text = re.sub(rb'"(?:[^"\\]|\\.)*"', b'""', body)  # strings cannot open or close anything
+    depth = deepest = 0
+    for byte in text.translate(None, delete=bytes(b for b in range(256) if b not in b"[]{}")):
+        depth += 1 if byte in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def interpolation_from_json(body: bytes) -> tuple[int, int]:
+    """The editor's interpolate body, JSON {"from": <0-based slice>, "to": <0-based slice>}."""
+    usage = 'Send JSON {"from": <slice index>, "to": <slice index>} (0-based).'
+    data = load_json(body, SMALL_JSON_BYTES, usage)
+    try:
         first, last = data["from"], data["to"]
-    except (ValueError, UnicodeDecodeError, TypeError, KeyError) as exc:
-        raise InputError('Send JSON {"from": <slice index>, "to": <slice index>} (0-based).') from exc
+    except (TypeError, KeyError, IndexError) as exc:
+        raise InputError(usage) from exc
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (first, last)):
         raise InputError('"from" and "to" must be whole slice indices (0-based).')
     return first, last
+
+
+def slices_body_limit(shape: tuple[int, int, int]) -> int:
+    """The largest sensible editor save for a series of `shape`: every slice's label map as an
+    uncompressed PNG (a byte a pixel and some headers), in base64, with its key."""
+    z, y, x = shape
+    return z * ((y * x + 1024) * 4 // 3 + 64) + SMALL_JSON_BYTES
 
 
 def slices_from_json(body: bytes, shape: tuple[int, int, int]) -> dict[int, np.ndarray]:
     """The editor's save body, JSON {"slices": {"<index>": "<base64 PNG>"}} -> {index: labels}."""
     import base64
     import binascii
-    import json
 
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError('Send JSON {"slices": {"<slice index>": "<base64 PNG>"}}.') from exc
+    usage = 'Send JSON {"slices": {"<slice index>": "<base64 PNG>"}}.'
+    data = load_json(body, slices_body_limit(shape), usage)
     items = data.get("slices") if isinstance(data, dict) else None
     if not isinstance(items, dict) or not items:
         raise InputError('Send at least one changed slice as {"slices": {"<slice index>": "<base64 PNG>"}}.')
     slices = {}
     for key, value in items.items():
-        if not (isinstance(key, str) and key.isdigit() and int(key) < shape[0]):
-            raise InputError(f"There is no slice {key!r}: indices run from 0 to {shape[0] - 1}.")
+        index = whole_number(key)
+        if index is None or index >= shape[0]:
+            raise InputError(f"There is no slice {key[:20]!r}: indices run from 0 to {shape[0] - 1}.")
         try:
             png = base64.b64decode(value, validate=True) if isinstance(value, str) else b""
         except (binascii.Error, ValueError) as exc:
-            raise InputError(f"Slice {key}'s picture is not base64.") from exc
-        slices[int(key)] = decode_png(png, shape[1:], f"label map of slice {int(key) + 1}")
+            raise InputError(f"Slice {index}'s picture is not base64.") from exc
+        slices[index] = decode_png(png, shape[1:], f"label map of slice {index + 1}")
     return slices

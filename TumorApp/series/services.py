@@ -397,7 +397,6 @@ def _make_export(job: SeriesJob, version: int, nifti: bool = False) -> str:
     Two first downloads at once may both build one; the first to record its file wins and the
     other's file is removed, so the job keeps exactly one per version."""
     from TumorApp.analysis.series.export import export_for
-    from TumorApp.analysis.series.volume import load_series
 
     from .corrections import labels_path, read_labels, version_record
 
@@ -407,9 +406,7 @@ def _make_export(job: SeriesJob, version: int, nifti: bool = False) -> str:
     try:
         record = version_record(job, version)
         labels = np.asarray(read_labels(labels_path(job, version)))
-        # The stored CT, memory-mapped: the export needs the upload's headers, not its pixels again.
-        ct = np.load(default_storage.path(job.files["ct"]), mmap_mode="r", allow_pickle=False)
-        volume = load_series(input_items(job), hu=ct)
+        volume = geometry(job)
         if nifti:  # in the series' patient space: what PUT /api/series/<id>/labels/ takes back
             blob, name = labels_to_nifti(volume, labels), "labels.nii.gz"
         else:
@@ -430,6 +427,16 @@ def _make_export(job: SeriesJob, version: int, nifti: bool = False) -> str:
             current.save(update_fields=["files"])
     job.files = {**job.files, key: path}
     return path
+
+
+def geometry(job: SeriesJob):
+    """The series as a `SeriesVolume` for what needs its geometry and headers (exports, label
+    uploads, PACS sends): the stored CT memory-mapped, the upload's headers read again, no pixel
+    decoded."""
+    from TumorApp.analysis.series.volume import load_series
+
+    ct = np.load(default_storage.path(job.files["ct"]), mmap_mode="r", allow_pickle=False)
+    return load_series(input_items(job), hu=ct)
 
 
 def volume_arrays(job: SeriesJob, version: int | None = None) -> tuple[np.ndarray, np.ndarray]:

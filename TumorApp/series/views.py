@@ -161,9 +161,10 @@ def _version_param(request) -> int | None:
     value = request.GET.get("version")
     if value is None or value == "":
         return None
-    if not value.isdigit():
+    number = series_corrections.whole_number(value)
+    if number is None:
         raise Http404("No such version.")
-    return int(value)
+    return number
 
 
 @login_required

@@ -255,7 +255,7 @@ def read_dicom(raw: bytes, filename: str = "", *, guessing: bool = False,
 
     unreadable = ("The file is not an image we can read (PNG, JPEG or DICOM)." if guessing
                   else "The DICOM file is damaged or truncated and could not be read.")
-    _check_inflated_size(raw, MAX_INFLATED_BYTES if max_inflated is None else max_inflated)
+    check_inflated_size(raw, MAX_INFLATED_BYTES if max_inflated is None else max_inflated)
     try:
         ds = pydicom.dcmread(io.BytesIO(raw), force=True)
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError,
@@ -336,7 +336,7 @@ def _dicom_int(ds, keyword: str, default: int) -> int:
         raise InputError(f"The DICOM {keyword} is damaged.") from exc
 
 
-def _check_inflated_size(raw: bytes, limit: int) -> None:
+def check_inflated_size(raw: bytes, limit: int) -> None:
     """Deflated DICOM (1.2.840.10008.1.2.1.99) is inflated whole by pydicom: check how large it
     inflates, with bounded output, before letting it do so."""
     import zlib

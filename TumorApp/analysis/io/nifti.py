@@ -38,7 +38,7 @@ class NiftiVolume:
     source: NiftiSource
 
 
-class _Gunzip:
+class Gunzip:
     """A gzip stream unpacked a chunk at a time: `read(n)` returns at most n bytes."""
 
     def __init__(self, raw: BinaryIO):
@@ -56,7 +56,7 @@ class _Gunzip:
         return bytes(out)
 
 
-def _read_exactly(stream, n: int, name: str) -> bytes:
+def read_exactly(stream, n: int, name: str) -> bytes:
     data = stream.read(n)
     if len(data) != n:
         raise InputError(f"{name} is truncated: it holds less data than its header declares.")
@@ -70,14 +70,14 @@ def read(f: SeriesFile, *, sample: bool = False) -> NiftiVolume:
     with f.open() as raw:
         gz = raw.read(2) == b"\x1f\x8b"
         raw.seek(0)
-        stream = _Gunzip(raw) if gz else raw
+        stream = Gunzip(raw) if gz else raw
         try:
             return _read(stream, f.name, sample)
         except zlib.error as exc:
             raise InputError(f"{f.name} is not a gzip file we can unpack.") from exc
 
 
-def _header(prefix: bytes, name: str):
+def parse_header(prefix: bytes, name: str):
     import nibabel as nib
 
     sizes = {int.from_bytes(prefix[:4], "little"), int.from_bytes(prefix[:4], "big")}
@@ -101,7 +101,7 @@ def _read(stream, name: str, sample: bool) -> NiftiVolume:
     from nibabel.orientations import io_orientation
 
     prefix = stream.read(540)
-    hdr, header_size, shape, dtype, affine, zooms, slope, inter = _header(prefix, name)
+    hdr, header_size, shape, dtype, affine, zooms, slope, inter = parse_header(prefix, name)
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
     if len(shape) != 3:
@@ -130,7 +130,7 @@ def _read(stream, name: str, sample: bool) -> NiftiVolume:
 
     # Skip to the voxels (a .nii.gz cannot seek), counting what is skipped.
     if offset >= len(prefix):
-        _read_exactly(stream, offset - len(prefix), name)
+        read_exactly(stream, offset - len(prefix), name)
         head = b""
     else:
         head = prefix[offset:]
@@ -143,7 +143,7 @@ def _read(stream, name: str, sample: bool) -> NiftiVolume:
     stored = np.empty((nk, nj, ni), np.int16) if keep_all else None  # C order: stored (i, j, k) transposed
     kept: dict[int, np.ndarray] = {}
     for k in range(nk):
-        data = _read_exactly(stream, plane_bytes - len(head), name)
+        data = read_exactly(stream, plane_bytes - len(head), name)
         plane = np.frombuffer(head + data, dtype=dtype).reshape(nj, ni)
         head = b""
         if stored is not None:
@@ -194,4 +194,4 @@ def _check_shape(z: int, y: int, x: int) -> None:
                          "supported.")
 
 
-__all__ = ["NiftiSource", "NiftiVolume", "read"]
+__all__ = ["Gunzip", "NiftiSource", "NiftiVolume", "parse_header", "read", "read_exactly"]

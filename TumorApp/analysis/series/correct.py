@@ -152,55 +152,98 @@ def labels_to_nifti(volume: SeriesVolume, labels: np.ndarray) -> bytes:
 # --- uploads ------------------------------------------------------------------------------------
 
 def labels_from_upload(data: bytes, volume: SeriesVolume, name: str = "labels") -> np.ndarray:
-    """An uploaded label volume, NIfTI (.nii / .nii.gz) or DICOM-SEG, as uint8 (z, y, x)."""
+    """An uploaded label volume, NIfTI (.nii / .nii.gz) or DICOM-SEG, as uint8 (z, y, x).
+
+    Both readers check what the file declares (shape, frames, sizes) against this series' grid
+    before allocating anything for its voxels, and refuse any damage with an InputError."""
+    kind = upload_kind(data, name)
+    try:
+        return labels_from_nifti(data, volume, name) if kind == "nifti" else labels_from_seg(data, volume, name)
+    except MemoryError as exc:  # a budget we missed: still a refusal, never the allocator's message
+        raise InputError(f"{name} is too large to read as a label volume of this series.") from exc
+
+
+def upload_kind(data: bytes, name: str = "labels") -> str:
+    """"nifti" or "seg" from the first bytes of a label upload; InputError for anything else."""
     if data[:2] == b"\x1f\x8b" or data[344:348] in (b"n+1\x00", b"ni1\x00") or data[4:8] == b"n+2\x00":
-        return labels_from_nifti(data, volume, name)
+        return "nifti"
     if data[128:132] == b"DICM":
-        return labels_from_seg(data, volume, name)
+        return "seg"
     raise InputError(f"{name} is neither NIfTI (.nii / .nii.gz) nor DICOM; send the label volume as one of them.")
 
 
 def labels_from_nifti(data: bytes, volume: SeriesVolume, name: str = "labels") -> np.ndarray:
     """A NIfTI label volume in the series' patient space -> uint8 (z, y, x).
 
-    The voxel axes may be in any order or direction: the image is reoriented to the series' grid
-    first; then its shape and affine must match `series_affine` (within AFFINE_TOLERANCE_MM)."""
-    import nibabel as nib
-    from nibabel.orientations import io_orientation, ornt_transform
+    The voxel axes may be in any order or direction.  The header alone is checked first: its shape,
+    once reoriented to the series' grid, must be `series_affine`'s, its voxel type a number of at
+    most 8 bytes; then exactly the declared voxels are unpacked (gzip counted, a chunk at a time),
+    reoriented as a view, and the affine compared (within AFFINE_TOLERANCE_MM)."""
+    from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
+
+    from ..io.nifti import Gunzip, parse_header, read_exactly
 
     expected, shape = series_affine(volume)
-    limit = int(np.prod(shape)) * 8 + (1 << 20)  # the largest sensible file: float64 voxels and a header
-    if data[:2] == b"\x1f\x8b":
-        try:
-            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            data = inflater.decompress(data, limit + 1)
-        except zlib.error as exc:
-            raise InputError(f"{name} is not a gzip file we can unpack.") from exc
-    if len(data) > limit:
-        raise InputError(f"{name} is larger than a label volume of this series can be.")
+    stream = Gunzip(io.BytesIO(data)) if data[:2] == b"\x1f\x8b" else io.BytesIO(data)
     try:
-        sizes = {int.from_bytes(data[:4], "little"), int.from_bytes(data[:4], "big")}
-        image = (nib.Nifti2Image if 540 in sizes else nib.Nifti1Image).from_bytes(data)
-    except Exception as exc:  # nibabel raises several types on garbage
-        raise InputError(f"{name} is not a NIfTI file we can read.") from exc
-    if len(image.shape) == 4 and image.shape[3] == 1:
-        image = image.slicer[..., 0]
-    if len(image.shape) != 3:
-        raise InputError(f"{name} is a {len(image.shape)}-D image; a label volume has 3 dimensions.")
-    image = image.as_reoriented(ornt_transform(io_orientation(image.affine), io_orientation(expected)))
-    if tuple(image.shape) != tuple(shape):
-        raise InputError(f"{name} has {' x '.join(map(str, image.shape))} voxels; this series' grid is "
-                         f"{' x '.join(map(str, shape))}. Send labels on the series' own grid.")
-    if not np.allclose(image.affine, expected, atol=AFFINE_TOLERANCE_MM):
-        raise InputError(f"{name}'s affine does not match this series' geometry (voxel positions differ by up "
-                         f"to {np.abs(image.affine - expected).max():.1f} mm). Send labels in the series' "
+        prefix = stream.read(540)
+        hdr, header_size, stored_shape, dtype, affine, _, slope, inter = parse_header(prefix, name)
+        if len(stored_shape) == 4 and stored_shape[3] == 1:
+            stored_shape = stored_shape[:3]
+        if len(stored_shape) != 3:
+            raise InputError(f"{name} is a {len(stored_shape)}-D image; a label volume has 3 dimensions.")
+        if dtype.kind not in "iuf" or dtype.itemsize > 8 or dtype.fields:
+            raise InputError(f"{name} holds {dtype} values; labels are whole numbers, {registry.describe_values()}.")
+        transform = ornt_transform(io_orientation(affine), io_orientation(expected))
+        oriented = [0, 0, 0]
+        for axis, (target, _) in enumerate(transform):
+            oriented[int(target)] = stored_shape[axis]
+        if tuple(oriented) != tuple(shape):
+            raise InputError(f"{name} has {' x '.join(map(str, stored_shape))} voxels; this series' grid is "
+                             f"{' x '.join(map(str, shape))}. Send labels on the series' own grid.")
+        offset = int(hdr["vox_offset"])
+        if not header_size <= offset <= header_size + (1 << 20):
+            raise InputError(f"{name} has an implausible voxel offset ({offset}).")
+        if offset > len(prefix):
+            read_exactly(stream, offset - len(prefix), name)
+            head = b""
+        else:
+            head = prefix[offset:]
+        count = int(np.prod(stored_shape, dtype=np.int64))
+        raw = head + read_exactly(stream, count * dtype.itemsize - len(head), name)
+        if stream.read(1):
+            raise InputError(f"{name} holds more data than its header declares (a damaged or crafted file).")
+    except zlib.error as exc:
+        raise InputError(f"{name} is not a gzip file we can unpack.") from exc
+    if not np.allclose(_reoriented_affine(affine, transform, stored_shape), expected, atol=AFFINE_TOLERANCE_MM):
+        raise InputError(f"{name}'s affine does not match this series' geometry. Send labels in the series' "
                          "patient space, as the series' NIfTI export writes them.")
-    values = np.asanyarray(image.dataobj)
+    stored = np.frombuffer(raw, dtype=dtype).reshape(stored_shape[::-1]).T  # NIfTI: the first axis varies fastest
+    values = apply_orientation(stored, transform)
+    if slope is not None and (slope, inter or 0.0) != (1.0, 0.0):
+        values = values * slope + (inter or 0.0)
     if values.dtype.kind == "f":
         if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
             raise InputError(f"{name} holds fractional values; labels are whole numbers 0, 1, 2.")
+        if values.size and (values.min() < min(registry.VALUES) or values.max() > max(registry.VALUES)):
+            raise InputError(f"The label volume holds values other than {registry.describe_values()}.")
         values = values.astype(np.int16)
     return check_labels(_to_radiological(values, volume), volume.hu.shape)
+
+
+def _reoriented_affine(affine: np.ndarray, transform: np.ndarray, shape) -> np.ndarray:
+    """The affine of the voxels after `transform` (what nibabel's `as_reoriented` computes, without
+    touching any voxel)."""
+    from nibabel.orientations import inv_ornt_aff
+
+    return affine @ inv_ornt_aff(transform, shape)
+
+
+SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+MAX_SEG_SEGMENTS = 8  # segments a label SEG may describe (ours has two)
+# An uncompressed SEG of this series is at most every slice x every segment at 8 bits, plus its
+# headers (a per-frame sequence of some KB a frame): inflation of a deflated file is counted to this.
+SEG_HEADER_BYTES_PER_FRAME = 4096
 
 
 def labels_from_seg(data: bytes, volume: SeriesVolume, name: str = "labels") -> np.ndarray:
@@ -208,57 +251,133 @@ def labels_from_seg(data: bytes, volume: SeriesVolume, name: str = "labels") -> 
 
     Its segments are read by label: one naming a tumour (or lesion, neoplasm) is label 2, one
     naming the liver label 1 (tumour wins where both are set); frames are placed by the source
-    instance they reference, so any subset of the series' slices may be present."""
-    import highdicom as hd
+    instance they reference, so any subset of the series' slices may be present.  Before any
+    frame is unpacked: the inflated size of a deflated file is counted, the frame count must be
+    what the pixel data holds and at most one a slice and segment, each frame must reference a
+    slice of this series and a described segment, and the frame size must be the series'."""
+    import pydicom
+
+    from ..io.loading import check_inflated_size
 
     if volume.kind != "dicom":
         raise InputError("This series was uploaded as NIfTI; send its labels as NIfTI, not DICOM-SEG.")
+    z, rows, cols = volume.hu.shape
+    most_frames = z * MAX_SEG_SEGMENTS
+    check_inflated_size(data, most_frames * (rows * cols + SEG_HEADER_BYTES_PER_FRAME) + (1 << 20))
     try:
-        seg = hd.seg.segread(io.BytesIO(data))
-    except Exception as exc:
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        sop_class = str(ds.get("SOPClassUID", ""))
+    except Exception as exc:  # pydicom raises many types on damaged files: all mean "unreadable"
         raise InputError(f"{name} is not a DICOM Segmentation we can read.") from exc
+    if sop_class != SEGMENTATION_STORAGE:
+        raise InputError(f"{name} is a DICOM file but not a Segmentation (SOP class {sop_class or 'missing'}).")
+    try:
+        return _seg_labels(ds, volume, name, most_frames)
+    except InputError:
+        raise
+    except Exception as exc:  # a damaged element deep in the file
+        raise InputError(f"{name} is a damaged DICOM Segmentation ({type(exc).__name__}).") from exc
+
+
+def _seg_labels(ds, volume: SeriesVolume, name: str, most_frames: int) -> np.ndarray:
+    z, rows, cols = volume.hu.shape
     series_uid = str(volume.datasets[0].get("SeriesInstanceUID", ""))
-    referenced = {str(item.SeriesInstanceUID) for item in seg.get("ReferencedSeriesSequence", [])}
+    referenced = {str(item.SeriesInstanceUID) for item in ds.get("ReferencedSeriesSequence", [])}
     if series_uid not in referenced:
         raise InputError(f"{name} references another series ({', '.join(sorted(referenced)) or 'none'}), "
                          f"not this one ({series_uid}).")
-    liver, tumor = [], []
-    for desc in seg.SegmentSequence:
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is not None and syntax.is_compressed:
+        raise InputError(f"{name} is compressed ({syntax.name}); send the Segmentation uncompressed "
+                         "(explicit or implicit VR little endian, or deflated).")
+    segments = ds.get("SegmentSequence", [])
+    if not 1 <= len(segments) <= MAX_SEG_SEGMENTS:
+        raise InputError(f"{name} describes {len(segments)} segments; a label SEG has 1 to {MAX_SEG_SEGMENTS}.")
+    value_of = {}
+    for desc in segments:
         label = str(desc.get("SegmentLabel", "")).lower()
         if any(word in label for word in ("tumo", "lesion", "neoplas", "metasta")):
-            tumor.append(int(desc.SegmentNumber))
+            value_of[int(desc.SegmentNumber)] = TUMOR
         elif "liver" in label:
-            liver.append(int(desc.SegmentNumber))
-    if not (liver or tumor):
+            value_of[int(desc.SegmentNumber)] = LIVER
+        else:
+            value_of[int(desc.SegmentNumber)] = None  # described, not ours to read
+    if not any(value_of.values()):
         raise InputError(f"{name} has no segment labelled liver or tumour.")
-    uids = [str(ds.SOPInstanceUID) for ds in volume.datasets]
-    present = {uid for _, _, uid in seg.get_source_image_uids()} & set(uids)
+    if (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)) != (rows, cols):
+        raise InputError(f"{name}'s frames are {ds.get('Columns')}x{ds.get('Rows')} pixels; the series' are "
+                         f"{cols}x{rows}.")
+    frames = int(ds.get("NumberOfFrames", 0) or 0)
+    if not 1 <= frames <= min(most_frames, z * len(segments)):
+        raise InputError(f"{name} declares {frames} frames; a Segmentation of this series' {z} slices and "
+                         f"{len(segments)} segment(s) has 1 to {z * len(segments)}.")
+    bits = int(ds.get("BitsAllocated", 0) or 0)
+    kind = str(ds.get("SegmentationType", "")).upper()
+    if (kind, bits) not in (("BINARY", 1), ("FRACTIONAL", 8)):
+        raise InputError(f"{name} is a {kind or 'untyped'} Segmentation of {bits} bits a pixel; BINARY (1 bit) "
+                         "and FRACTIONAL (8 bits) are read.")
+    pixels = ds.get("PixelData")
+    expected = -(-frames * rows * cols * bits // 8)
+    if pixels is None or not expected <= len(pixels) <= expected + 1:
+        held = 0 if pixels is None else len(pixels) * 8 // (rows * cols * bits)
+        raise InputError(f"{name} declares {frames} frames but its pixel data holds {held}; the file is "
+                         "damaged or its NumberOfFrames is wrong.")
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence", [])
+    if len(per_frame) != frames:
+        raise InputError(f"{name} declares {frames} frames but describes {len(per_frame)}.")
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
+    index_of = {str(d.SOPInstanceUID): k for k, d in enumerate(volume.datasets)}
+    placed = []
+    for i, item in enumerate(per_frame):
+        segment = _first(item, shared, "SegmentIdentificationSequence")
+        number = int(segment.ReferencedSegmentNumber) if segment is not None else -1
+        if number not in value_of:
+            raise InputError(f"{name}'s frame {i + 1} belongs to segment {number}, which it does not describe.")
+        derivation = _first(item, shared, "DerivationImageSequence")
+        sources = derivation.get("SourceImageSequence", []) if derivation is not None else []
+        uid = str(sources[0].ReferencedSOPInstanceUID) if sources else ""
+        if uid not in index_of:
+            raise InputError(f"{name}'s frame {i + 1} references an image that is not a slice of this series.")
+        placed.append((i, index_of[uid], value_of[number]))
+    if not any(value for _, _, value in placed):
+        raise InputError(f"{name} has no frame of a liver or tumour segment.")
+    threshold = int(ds.get("MaximumFractionalValue", 255) or 255) / 2
+    buffer = np.frombuffer(pixels, dtype=np.uint8)
     labels = np.zeros(volume.hu.shape, np.uint8)
-    order = [k for k, uid in enumerate(uids) if uid in present]
-    if not order:
-        raise InputError(f"{name} references none of this series' slices.")
-    for numbers, value in ((liver, 1), (tumor, 2)):
-        if not numbers:
-            continue
-        try:
-            pixels = seg.get_pixels_by_source_instance(
-                source_sop_instance_uids=[uids[k] for k in order], segment_numbers=numbers,
-                combine_segments=False, assert_missing_frames_are_empty=True)
-        except Exception as exc:
-            raise InputError(f"{name}'s frames could not be matched to this series' slices ({exc}).") from exc
-        if pixels.shape[1:3] != volume.hu.shape[1:]:
-            raise InputError(f"{name}'s frames are {pixels.shape[2]}x{pixels.shape[1]} pixels; the series' are "
-                             f"{volume.hu.shape[2]}x{volume.hu.shape[1]}.")
-        mask = pixels.any(axis=-1)
-        flip_rows, flip_cols = volume.flips
-        if flip_rows:
-            mask = mask[:, ::-1]
-        if flip_cols:
-            mask = mask[:, :, ::-1]
-        for i, k in enumerate(order):
-            labels[k][mask[i]] = value
+    flip_rows, flip_cols = volume.flips
+    for value in (LIVER, TUMOR):  # tumour last: it wins where both are set
+        for i, k, frame_value in placed:
+            if frame_value != value:
+                continue
+            mask = _seg_frame(buffer, i, rows, cols, bits, threshold)
+            if flip_rows:
+                mask = mask[::-1]
+            if flip_cols:
+                mask = mask[:, ::-1]
+            labels[k][mask] = value
     return labels
 
 
+def _first(item, shared, keyword: str):
+    """The first item of a functional group, per frame or shared by all frames (None: neither)."""
+    for group in (item, shared):
+        sequence = group.get(keyword) if group is not None else None
+        if sequence:
+            return sequence[0]
+    return None
+
+
+def _seg_frame(buffer: np.ndarray, i: int, rows: int, cols: int, bits: int, threshold: float) -> np.ndarray:
+    """Frame `i` of SEG pixel data as a bool (rows, cols) mask: 1-bit frames are packed without
+    padding between frames (least significant bit first), 8-bit frames are fractions."""
+    n = rows * cols
+    if bits == 8:
+        return (buffer[i * n:(i + 1) * n] > threshold).reshape(rows, cols)
+    first = i * n
+    start, skip = first // 8, first % 8
+    chunk = buffer[start:start + -(-(skip + n) // 8)]
+    return np.unpackbits(chunk, bitorder="little")[skip:skip + n].astype(bool).reshape(rows, cols)
+
+
 __all__ = ["check_labels", "interpolate", "labels_from_nifti", "labels_from_seg", "labels_from_upload", "labels_to_nifti",
-           "recompute_series", "remove_lesion", "series_affine"]
+           "recompute_series", "remove_lesion", "series_affine", "upload_kind"]

@@ -205,10 +205,14 @@ def load_series(source: str | Path | Sequence[Item], *, hu: np.ndarray | None = 
     the slice positions are known.  `check`: the upload check's slice test as well (`check_series`
     runs it on the same slices), so a job reads its files once, not once to check and once to load.
     `hu`: this series' volume decoded before (a finished job's stored CT, memory-mapped), taken
-    instead of decoding a DICOM series again when its shape fits; an export needs only the headers."""
+    instead of decoding the series again when its shape fits; an export needs only the headers."""
     with open_files(source) as files:
         nifti = _lone_nifti(files)
         if nifti:
+            if hu is not None:  # the stored volume stands for the voxels: only the header is needed
+                found = read_nifti(nifti, sample=True)
+                if tuple(found.shape) == tuple(hu.shape):
+                    return SeriesVolume(hu=hu, spacing_mm=found.spacing_mm, kind="nifti", nifti=found.source)
             found = read_nifti(nifti)
             if check:
                 _check_plausible({k: found.hu[k] for k in sample_indices(found.shape[0])}, found.shape[0],
