@@ -242,6 +242,14 @@ DICOM_LISTENER_AET = os.environ.get("DICOM_LISTENER_AET", "TUMORAPP")
 DICOM_LISTENER_HOST = os.environ.get("DICOM_LISTENER_HOST", "127.0.0.1")
 DICOM_LISTENER_PORT = int(os.environ.get("DICOM_LISTENER_PORT", "11112"))
 DICOM_LISTENER_USER = os.environ.get("DICOM_LISTENER_USER", "admin")
+# Who may send: the calling AE titles allowed (comma-separated); the listener will not start without.
+DICOM_LISTENER_CALLING_AETS = [a for a in os.environ.get("DICOM_LISTENER_CALLING_AETS", "").split(",") if a.strip()]
+# Budgets: images per association, MiB per association and for all open associations together,
+# series queued per hour (each image is also held to the upload's per-file budget).
+DICOM_LISTENER_MAX_INSTANCES = int(os.environ.get("DICOM_LISTENER_MAX_INSTANCES", "2000"))
+DICOM_LISTENER_MAX_ASSOCIATION_MB = int(os.environ.get("DICOM_LISTENER_MAX_ASSOCIATION_MB", "2048"))
+DICOM_LISTENER_DISK_MB = int(os.environ.get("DICOM_LISTENER_DISK_MB", "4096"))
+DICOM_LISTENER_SERIES_PER_HOUR = int(os.environ.get("DICOM_LISTENER_SERIES_PER_HOUR", "60"))
 
 # Security: cookies, headers. HTTPS-only settings switch on with HTTPS=1 (behind a TLS proxy).
 SESSION_COOKIE_HTTPONLY = True

@@ -22,6 +22,9 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=settings.DICOM_LISTENER_PORT, help="TCP port (11112)")
         parser.add_argument("--user", default=settings.DICOM_LISTENER_USER,
                             help="the account that owns received series (DICOM_LISTENER_USER)")
+        parser.add_argument("--calling-aet", action="append", default=None,
+                            help="a sender's AE title allowed to store (repeatable; default "
+                                 "DICOM_LISTENER_CALLING_AETS)")
 
     def handle(self, *args, **options):
         try:
@@ -29,7 +32,10 @@ class Command(BaseCommand):
         except get_user_model().DoesNotExist:
             raise CommandError(f"No user {options['user']!r}: set --user or DICOM_LISTENER_USER to an existing account.")
         try:
-            listener = Listener(owner=owner, aet=options["aet"], host=options["host"], port=options["port"]).start()
+            listener = Listener(owner=owner, aet=options["aet"], host=options["host"], port=options["port"],
+                                calling_aets=options["calling_aet"]).start()
+        except ValueError as exc:
+            raise CommandError(str(exc))
         except OSError as exc:
             raise CommandError(f"Cannot listen on {options['host']}:{options['port']}: {exc.strerror or exc}")
         stop = threading.Event()
