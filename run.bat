@@ -19,11 +19,10 @@ if not defined DEBUG set DEBUG=0
 ".venv\Scripts\python.exe" manage.py ensure_admin || goto :error
 ".venv\Scripts\python.exe" manage.py prepare_model || goto :error
 
-rem The background worker for whole-series analyses, in its own window (SERIES_WORKER=0 to skip; none
-rem with SERIES_QUEUE=celery, where Celery workers run them).
-if /i not "%SERIES_QUEUE%"=="celery" if not "%SERIES_WORKER%"=="0" start "series worker" ".venv\Scripts\python.exe" manage.py series_worker
+rem The web server and the background worker for whole-series analyses, each restarted if it dies
+rem (Tumor\supervise.py; SERIES_WORKER=0 to skip the worker; none with SERIES_QUEUE=celery).
 rem Waitress's options (body limits from MAX_UPLOAD_MB / MAX_SERIES_UPLOAD_MB, timeouts, connection limit) are in Tumor\serve.py.
-".venv\Scripts\python.exe" -m Tumor.serve
+".venv\Scripts\python.exe" -m Tumor.supervise
 goto :eof
 
 :error

@@ -29,18 +29,10 @@ export DEBUG="${DEBUG:-0}"
 # The one-off ONNX export and int8 quantisation happen here, not during the first upload.
 .venv/bin/python manage.py prepare_model
 
-# The background worker for whole-series analyses (the database is the queue).  SERIES_WORKER=0
-# when workers run elsewhere (e.g. on other machines sharing the database); none with
-# SERIES_QUEUE=celery, where `celery -A Tumor worker` runs them (README, "Whole CT series").
-if [ "$(echo "${SERIES_QUEUE:-database}" | tr "[:upper:]" "[:lower:]" | tr -d "[:space:]")" = "celery" ]; then
-  echo "SERIES_QUEUE=celery: series jobs run in Celery workers (celery -A Tumor worker), not here."
-elif [ "${SERIES_WORKER:-1}" != "0" ]; then
-  .venv/bin/python manage.py series_worker &
-  WORKER_PID=$!
-  trap 'kill "$WORKER_PID" 2>/dev/null; wait "$WORKER_PID" 2>/dev/null' EXIT
-  trap 'exit 130' INT TERM
-fi
+# The web server and the background worker for whole-series analyses (the database is the queue),
+# each restarted if it dies (Tumor/supervise.py).  SERIES_WORKER=0 when workers run elsewhere (e.g.
+# on other machines sharing the database); none with SERIES_QUEUE=celery, where `celery -A Tumor
+# worker` runs them (docs/deployment.md).  Waitress's options (body limits from MAX_UPLOAD_MB /
+# MAX_SERIES_UPLOAD_MB, timeouts, connection limit) are in Tumor/serve.py.
 echo "Starting waitress on http://${HOST:-127.0.0.1}:${PORT:-8000}/ (Ctrl+C to stop) ..."
-# Waitress's options (body limits from MAX_UPLOAD_MB / MAX_SERIES_UPLOAD_MB, timeouts, connection
-# limit) are in Tumor/serve.py.  Not exec'd, so the worker is stopped with the server.
-.venv/bin/python -m Tumor.serve
+exec .venv/bin/python -m Tumor.supervise
