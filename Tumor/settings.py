@@ -233,7 +233,9 @@ DICOMWEB_URL = os.environ.get("DICOMWEB_URL", "").strip().rstrip("/")
 DICOMWEB_USERNAME = os.environ.get("DICOMWEB_USERNAME", "")
 DICOMWEB_PASSWORD = os.environ.get("DICOMWEB_PASSWORD", "")
 DICOMWEB_CA_FILE = os.environ.get("DICOMWEB_CA_FILE", "").strip()  # a PEM bundle for a private CA
-DICOMWEB_TIMEOUT = float(os.environ.get("DICOMWEB_TIMEOUT", "30"))  # seconds to connect / per read
+DICOMWEB_TIMEOUT = float(os.environ.get("DICOMWEB_TIMEOUT", "30"))  # seconds a search may take, in all
+DICOMWEB_RETRIEVE_TIMEOUT = float(os.environ.get("DICOMWEB_RETRIEVE_TIMEOUT", "600"))  # seconds a retrieve may take
+PACS_MAX_CALLS = int(os.environ.get("PACS_MAX_CALLS", "4"))  # PACS calls at once per process; more are refused
 # Send SEG, SR and key image back to the PACS when a series that came from it is analysed.
 PACS_AUTO_SEND = _env_bool("PACS_AUTO_SEND")
 # The optional DICOM listener (`manage.py dicom_listener`, off unless started): a C-STORE SCP whose received

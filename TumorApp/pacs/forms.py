@@ -13,7 +13,7 @@ DATE = re.compile(r"^(\d{8})?(-(\d{8})?)?$")
 
 def _uid(value: str) -> str:
     value = (value or "").strip()
-    if value and (len(value) > 64 or not UID.match(value)):
+    if value and (len(value) > 64 or not UID.fullmatch(value)):
         raise forms.ValidationError("Not a DICOM UID (digits and dots, at most 64 characters).", code="invalid")
     return value
 

@@ -233,7 +233,7 @@ class Listener:
             return self._refuse(state, str(exc))
         except Exception:  # an undecodable data set
             return self._refuse(state, "an image that could not be read", CANNOT_UNDERSTAND)
-        if not all(len(uid) <= 64 and UID.match(uid) for uid in (series_uid, sop_uid)):
+        if not all(len(uid) <= 64 and UID.fullmatch(uid) for uid in (series_uid, sop_uid)):
             # the UIDs name files: nothing but digits and dots (no "../")
             return self._refuse(state, "an image whose UIDs are not UIDs", CANNOT_UNDERSTAND)
         with self.lock:

@@ -23,7 +23,8 @@ from TumorApp.analysis.errors import InputError
 from TumorApp.models import Analysis, AuditEvent, PacsTransfer, SeriesJob
 from TumorApp.series import services as series_services
 
-from .client import CALL_ERRORS, PacsError, PacsNotConfigured, as_pacs_error, get_client
+from .client import CALL_ERRORS, PacsError, PacsNotConfigured, as_pacs_error, get_client, read_json, retrieve_files
+from .forms import UID
 
 log = logging.getLogger("TumorApp.pacs")
 
@@ -53,8 +54,7 @@ def search_series(*, patient_id: str = "", patient_name: str = "", study_date: s
         if value:
             filters[key] = value
     try:
-        found = get_client().search_for_series(search_filters=filters, fields=list(SEARCH_FIELDS),
-                                                limit=SEARCH_LIMIT)
+        found = read_json("/series", {**filters, "includefield": list(SEARCH_FIELDS), "limit": str(SEARCH_LIMIT)})
         rows = [_row(pydicom.Dataset.from_json(item)) for item in found]
     except CALL_ERRORS as exc:
         raise as_pacs_error(exc) from exc
@@ -78,35 +78,32 @@ def _row(ds: pydicom.Dataset) -> dict:
 def study_of(series_uid: str) -> str:
     """The Study Instance UID of a series, asked of the PACS (WADO-RS needs both)."""
     try:
-        found = get_client().search_for_series(search_filters={"SeriesInstanceUID": series_uid},
-                                                fields=["StudyInstanceUID"], limit=2)
+        found = read_json("/series", {"SeriesInstanceUID": series_uid, "includefield": "StudyInstanceUID",
+                                      "limit": "2"})
+        study = str(pydicom.Dataset.from_json(found[0]).StudyInstanceUID) if found else None
     except CALL_ERRORS as exc:
         raise as_pacs_error(exc) from exc
-    if not found:
+    if study is None:
         raise PacsError(f"The PACS has no series {series_uid}.")
-    return str(pydicom.Dataset.from_json(found[0]).StudyInstanceUID)
+    if not (len(study) <= 64 and UID.fullmatch(study)):
+        raise PacsError("The PACS answered a Study Instance UID that is not a UID.")
+    return study
 
 
 def retrieve_series(*, series_uid: str, into: Path, study_uid: str = "") -> list[Path]:
-    """Stream the series' instances (WADO-RS) into files in `into`, one at a time, within the series
-    upload limits (slices and bytes); returns the files.  Raises `PacsError` or `InputError`."""
-    from TumorApp.analysis.io.series_input import MAX_SERIES_BYTES, MAX_SLICES
+    """Stream the series' instances (WADO-RS) into files in `into` as they arrive, within the series
+    upload limits (slices, bytes per image and in all) and DICOMWEB_RETRIEVE_TIMEOUT; returns the
+    files, undecoded (the upload reader checks each).  Raises `PacsError` or `InputError`."""
+    from TumorApp.analysis.io.series_input import MAX_FILE_BYTES, MAX_SERIES_BYTES, MAX_SLICES
 
-    byte_limit = min(MAX_SERIES_BYTES, settings.MAX_SERIES_UPLOAD_BYTES)
     study_uid = study_uid or study_of(series_uid)
-    paths: list[Path] = []
-    total = 0
+    if not all(len(uid) <= 64 and UID.fullmatch(uid) for uid in (study_uid, series_uid)):
+        raise InputError("A Study or Series Instance UID is not a UID (digits and dots).")
     try:
-        for k, ds in enumerate(get_client().iter_series(study_uid, series_uid)):
-            if k >= MAX_SLICES:
-                raise InputError(f"The series has more than {MAX_SLICES} images; at most {MAX_SLICES} slices "
-                                 "can be analysed.")
-            path = into / f"{k:04d}.dcm"
-            pydicom.dcmwrite(path, ds)
-            total += path.stat().st_size
-            if total > byte_limit:
-                raise InputError(f"The series is larger than {byte_limit // 2**20} MiB; that is the limit.")
-            paths.append(path)
+        paths = retrieve_files(f"/studies/{study_uid}/series/{series_uid}", into, max_files=MAX_SLICES,
+                               max_file_bytes=MAX_FILE_BYTES,
+                               max_bytes=min(MAX_SERIES_BYTES, settings.MAX_SERIES_UPLOAD_BYTES),
+                               seconds=settings.DICOMWEB_RETRIEVE_TIMEOUT)
     except InputError:  # over our limits (an InputError is a ValueError: keep it apart from the PACS's)
         raise
     except CALL_ERRORS as exc:

@@ -207,14 +207,14 @@ def whole_number(text) -> int | None:
     return None
 
 
-def load_json(body: bytes, limit: int, usage: str):
-    """`body` parsed as JSON within `limit` bytes and MAX_JSON_DEPTH levels; InputError saying
+def load_json(body: bytes, limit: int, usage: str, max_depth: int = MAX_JSON_DEPTH):
+    """`body` parsed as JSON within `limit` bytes and `max_depth` levels; InputError saying
     `usage` (what to send) otherwise, never a parser's or the interpreter's error."""
     import json
 
     if len(body) > limit:
         raise InputError(f"The request body is {len(body):,} bytes; at most {limit:,} are accepted. {usage}")
-    if _depth(body) > MAX_JSON_DEPTH:
+    if _depth(body) > max_depth:
         raise InputError(f"The JSON is nested too deeply. {usage}")
     try:
         return json.loads(body)
