@@ -300,13 +300,17 @@ def paths_in_use(analysis_id: int) -> set[str]:
 
 
 def sweep_orphans(*, interval_s: float, grace_s: float, stop: threading.Event) -> None:
-    """Remove orphan files now and then every `interval_s` until `stop` is set (the serving
-    process runs this in a background thread; wsgi.py). Files younger than `grace_s` are kept."""
+    """Remove orphan files and stale PACS / listener temporary folders now and then every
+    `interval_s` until `stop` is set (the serving process runs this in a background thread;
+    wsgi.py). Files younger than `grace_s` are kept."""
     from django.db import connection
 
     while not stop.is_set():
         try:
+            from TumorApp.pacs.services import remove_stale_tmp
+
             remove_orphan_files(older_than_s=grace_s)
+            remove_stale_tmp(older_than_s=grace_s)
         except Exception:  # a database outage must not end the sweeper
             log.warning("orphan sweep failed; will retry", exc_info=True)
         finally:

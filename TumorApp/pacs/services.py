@@ -162,6 +162,26 @@ def _tmp_root() -> str:
     return str(root)
 
 
+def remove_stale_tmp(*, older_than_s: float) -> list[str]:
+    """Remove retrieve (`pacs-*`) and listener (`dicom-in-*`) folders under var/tmp in which nothing
+    changed for `older_than_s`: what a killed retrieve or listener leaves.  Returns their names."""
+    import time
+
+    root = Path(settings.MEDIA_ROOT).parent / "tmp"
+    cutoff = time.time() - older_than_s
+    removed = []
+    for folder in sorted(root.glob("*")) if root.is_dir() else []:
+        if not folder.is_dir() or not folder.name.startswith(("pacs-", "dicom-in-")):
+            continue
+        newest = max((p.stat().st_mtime for p in folder.rglob("*")), default=folder.stat().st_mtime)
+        if max(newest, folder.stat().st_mtime) < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    if removed:
+        log.info("removed %d stale temporary folder(s) from %s", len(removed), root)
+    return removed
+
+
 # --- send --------------------------------------------------------------------------------------
 
 def result_instances(*, volume, record: dict, ct, labels, seg_bytes: bytes) -> list[pydicom.Dataset]:

@@ -168,3 +168,21 @@ def test_calls_past_the_cap_are_refused_at_once_while_a_pacs_hangs(hostile_pacs,
     finally:
         hung.join()
         _call_slots.cache_clear()
+
+
+def test_stale_retrieve_and_listener_folders_are_swept(settings, media_root):
+    import os
+
+    from TumorApp.pacs.services import _tmp_root, remove_stale_tmp
+
+    root = media_root.parent / "tmp"
+    assert _tmp_root() == str(root)
+    old, fresh, other = root / "pacs-killed", root / "dicom-in-live", root / "unrelated"
+    for folder in (old, fresh, other):
+        (folder / "series").mkdir(parents=True)
+        (folder / "series" / "0000.dcm").write_bytes(b"x")
+    past = time.time() - 7200
+    for path in (old / "series" / "0000.dcm", old / "series", old, other / "series" / "0000.dcm", other):
+        os.utime(path, (past, past))
+    assert remove_stale_tmp(older_than_s=3600) == ["pacs-killed"]
+    assert not old.exists() and fresh.exists() and other.exists()
