@@ -9,6 +9,7 @@ import io
 import logging
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -122,18 +123,59 @@ class _Upload(io.BytesIO):
 
 
 def import_series(*, user, series_uid: str, study_uid: str = "", ip: str | None = None) -> SeriesJob:
-    """Retrieve a PACS series and queue it as an uploaded series would be (`submit_series`: the same
-    reader and limits); audited either way.  Raises `PacsError` / `InputError`, with nothing stored."""
+    """Queue a PACS series for the series worker to retrieve (WADO-RS) and analyse.
+
+    Only the study lookup (QIDO-RS, bounded by DICOMWEB_TIMEOUT) happens here, so an unknown series
+    or an unreachable PACS is said at once with nothing stored; the transfer itself runs in the
+    worker (`fetch_retrieve`), so a slow PACS never holds a web request.  Audited either way."""
+    try:
+        study_uid = study_uid or study_of(series_uid)
+        if not all(len(uid) <= 64 and UID.fullmatch(uid) for uid in (study_uid, series_uid)):
+            raise InputError("A Study or Series Instance UID is not a UID (digits and dots).")
+    except (PacsError, InputError) as exc:
+        record_event(action=AuditEvent.Action.PACS_RETRIEVE_FAILED, user=user, ip=ip, detail=f"{series_uid}: {exc}")
+        raise
+    with transaction.atomic():
+        job = SeriesJob.objects.create(owner=user, name=f"PACS series {series_uid}"[:255], kind="dicom",
+                                       folder=f"series/{uuid.uuid4().hex}",
+                                       files={"pacs": {"study_uid": study_uid, "series_uid": series_uid}})
+        PacsTransfer.objects.create(job=job, user=user, direction=PacsTransfer.Direction.RETRIEVE,
+                                    status=PacsTransfer.Status.DONE, study_instance_uid=study_uid,
+                                    series_instance_uid=series_uid)
+        record_event(action=AuditEvent.Action.PACS_RETRIEVE, user=user, ip=ip,
+                     detail=f"series {job.pk} <- {series_uid} (queued)")
+        if settings.SERIES_QUEUE == "celery":
+            transaction.on_commit(lambda: series_services._send(job.pk))
+    return job
+
+
+def fetch_retrieve(job: SeriesJob) -> None:
+    """In the series worker: retrieve a queued PACS series (`import_series`) into the job's input
+    folder, checked as an upload is (`check_series`), before it is analysed.  Raises `PacsError` or
+    `InputError` (the job then fails with that message; the retrieve row says so, audited)."""
+    from django.core.files import File
+
+    from TumorApp.analysis.series.volume import check_series
+
+    source = job.files["pacs"]
     tmp = Path(tempfile.mkdtemp(prefix="pacs-", dir=_tmp_root()))
     try:
         try:
-            paths = retrieve_series(series_uid=series_uid, study_uid=study_uid, into=tmp)
-            return queue_files(user=user, paths=paths, series_uid=series_uid, study_uid=study_uid,
-                               direction=PacsTransfer.Direction.RETRIEVE, ip=ip)
+            paths = retrieve_series(series_uid=source["series_uid"], study_uid=source["study_uid"], into=tmp)
+            found = check_series([(p.name, p) for p in paths])
         except (PacsError, InputError) as exc:
-            record_event(action=AuditEvent.Action.PACS_RETRIEVE_FAILED, user=user, ip=ip,
-                         detail=f"{series_uid}: {exc}")
+            PacsTransfer.objects.filter(job=job, direction=PacsTransfer.Direction.RETRIEVE).update(
+                status=PacsTransfer.Status.FAILED, error=str(exc))
+            record_event(action=AuditEvent.Action.PACS_RETRIEVE_FAILED, user=job.owner,
+                         detail=f"series {job.pk} <- {source['series_uid']}: {exc}")
             raise
+        folder = f"{job.folder}/input"
+        if default_storage.exists(folder):  # a retry after a killed worker: start again
+            shutil.rmtree(default_storage.path(folder), ignore_errors=True)
+        for k, path in enumerate(paths):
+            with open(path, "rb") as f:
+                default_storage.save(f"{folder}/{k:04d}_{path.name}", File(f))
+        SeriesJob.objects.filter(pk=job.pk).update(progress_total=found.slices)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -265,9 +265,13 @@ def run_job(job: SeriesJob, worker: str, *, segmenter=None, batch_size: int = 8)
             _mine(job, worker).update(progress_done=done, progress_total=total, heartbeat_at=timezone.now())
 
         try:
+            if job.files.get("pacs"):  # a PACS series: retrieved here, not in the web request
+                from TumorApp.pacs.services import fetch_retrieve
+
+                fetch_retrieve(job)
             result = analyze_series(input_items(job), segmenter=segmenter, batch_size=batch_size,
                                     progress=progress)
-        except InputError as exc:
+        except (InputError, _pacs_error()) as exc:
             return bool(_mine(job, worker).update(status=SeriesJob.Status.FAILED, error=str(exc),
                                                   finished_at=timezone.now()))
         except Exception as exc:  # a bug or a broken model: the job says so, the worker carries on
@@ -304,6 +308,12 @@ def run_job(job: SeriesJob, worker: str, *, segmenter=None, batch_size: int = 8)
     finally:
         beat.stop.set()
         beat.join()
+
+
+def _pacs_error() -> type:
+    from TumorApp.pacs.client import PacsError
+
+    return PacsError
 
 
 def _save_npy(name: str, array, *, shape=None, dtype=None) -> str:

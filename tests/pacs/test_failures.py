@@ -52,9 +52,15 @@ def test_bad_search_input_is_a_400(pacs_settings, auth_client):
 
 def test_a_pacs_answering_500_to_the_retrieve_stores_nothing(settings, broken_pacs, auth_client, media_root):
     settings.DICOMWEB_URL = broken_pacs
-    response = auth_client.post("/api/pacs/retrieve/", {"series_uid": "1.2.3.4", "study_uid": "1.2.3"})
+    response = auth_client.post("/api/pacs/retrieve/", {"series_uid": "1.2.3.4"})  # the study lookup fails
     assert response.status_code == 502 and "HTTP 500" in response.json()["error"]
     assert not SeriesJob.objects.exists() and not [p for p in media_root.rglob("*") if p.is_file()]
+    queued = auth_client.post("/api/pacs/retrieve/", {"series_uid": "1.2.3.4", "study_uid": "1.2.3"})
+    assert queued.status_code == 202  # the retrieve itself fails in the worker
+    series_services.work(once=True, segmenter=IntensitySegmenter())
+    job = SeriesJob.objects.get(pk=queued.json()["id"])
+    assert job.status == "failed" and "HTTP 500" in job.error
+    assert not [p for p in media_root.rglob("*") if p.is_file()]
 
 
 def test_a_failed_send_is_recorded_shown_and_retried(pacs_settings, orthanc, broken_pacs, auth_client):
@@ -145,14 +151,20 @@ def test_a_series_over_the_limits_is_refused_while_streaming(pacs_settings, orth
     items, study = ct_series("PACS-BIG-000010", n=3)
     series_uid = pydicom.dcmread(io.BytesIO(items[0][1])).SeriesInstanceUID
     store_in_orthanc(orthanc, items)
+    def worker_error() -> str:
+        response = auth_client.post("/api/pacs/retrieve/", {"series_uid": series_uid})
+        assert response.status_code == 202
+        series_services.work(once=True, segmenter=IntensitySegmenter())
+        job = SeriesJob.objects.get(pk=response.json()["id"])
+        assert job.status == "failed"
+        return job.error
+
     monkeypatch.setattr("TumorApp.analysis.io.series_input.MAX_SLICES", 2)
-    too_many = auth_client.post("/api/pacs/retrieve/", {"series_uid": series_uid})
-    assert too_many.status_code == 400 and "more than 2 images" in too_many.json()["error"]
+    assert "more than 2 images" in worker_error()
     monkeypatch.undo()
     pacs_settings.MAX_SERIES_UPLOAD_BYTES = 2**20  # 1 MiB: less than the three 512x512 slices
-    too_big = auth_client.post("/api/pacs/retrieve/", {"series_uid": series_uid})
-    assert too_big.status_code == 400 and "larger than 1 MiB" in too_big.json()["error"]
-    assert not SeriesJob.objects.exists() and not [p for p in media_root.parent.rglob("*.dcm")]
+    assert "larger than 1 MiB" in worker_error()
+    assert not [p for p in media_root.parent.rglob("*.dcm")]
 
 
 def test_the_page_flow_retrieves_into_the_progress_page_or_says_why_not(pacs_settings, orthanc, auth_client):

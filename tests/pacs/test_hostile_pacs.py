@@ -1,7 +1,8 @@
 """A hostile or broken PACS cannot hurt the server: answers of the wrong shape, garbage multipart,
 answers over the byte budgets, a PACS that trickles or hangs, a deflated instance that inflates past
 the per-image budget, and more hung calls than PACS_MAX_CALLS: each is a 502 (or a 400 for our own
-limits) with a plain message, nothing is stored, and no request thread waits past its deadline."""
+limits) with a plain message, or a retrieve job that fails in the worker saying why; nothing is
+stored, and no thread waits past its deadline."""
 from __future__ import annotations
 
 import io
@@ -15,7 +16,9 @@ import pydicom
 import pytest
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from TumorApp.models import SeriesJob
+from TumorApp.models import PacsTransfer, SeriesJob
+from TumorApp.series import services as series_services
+from tests.analysis.conftest import IntensitySegmenter
 
 from .test_roundtrip import ct_series
 
@@ -66,8 +69,15 @@ def search(client):
     return client.get("/api/pacs/series/", {"patient_id": "X"})
 
 
-def retrieve(client):
-    return client.post("/api/pacs/retrieve/", {"series_uid": SERIES})
+def retrieve_error(client) -> str:
+    """Queue the retrieve (202), let the worker run it; the failed job's message."""
+    response = client.post("/api/pacs/retrieve/", {"series_uid": SERIES})
+    assert response.status_code == 202, response.content
+    series_services.work(once=True, segmenter=IntensitySegmenter())
+    job = SeriesJob.objects.get(pk=response.json()["id"])
+    assert job.status == "failed"
+    assert PacsTransfer.objects.get(job=job, direction="retrieve").status == "failed"
+    return job.error
 
 
 def multipart(parts: list[bytes], boundary: str = "b0undary") -> tuple[str, list[bytes], float]:
@@ -111,17 +121,15 @@ def test_a_trickling_pacs_is_cut_at_the_deadline(hostile_pacs, auth_client):
     assert "3 s" in response.json()["error"] or "deadline" in response.json()["error"]
 
 
-def test_garbage_multipart_is_a_502_and_stores_nothing(hostile_pacs, auth_client, media_root):
+def test_garbage_multipart_fails_the_job_and_stores_nothing(hostile_pacs, auth_client, media_root):
     hostile_pacs["answer"] = study_then(('multipart/related; boundary=xyz', [b"garbage without a boundary" * 1000], 0))
-    response = retrieve(auth_client)
-    assert response.status_code == 502 and "multipart" in response.json()["error"]
-    assert not SeriesJob.objects.exists() and not list(media_root.parent.rglob("*.dcm"))
+    assert "multipart" in retrieve_error(auth_client)
+    assert not list(media_root.parent.rglob("*.dcm"))
 
 
-def test_a_retrieve_answer_that_is_not_multipart_is_a_502(hostile_pacs, auth_client):
+def test_a_retrieve_answer_that_is_not_multipart_fails_the_job(hostile_pacs, auth_client):
     hostile_pacs["answer"] = study_then(("application/json", [b"[]"], 0))
-    response = retrieve(auth_client)
-    assert response.status_code == 502 and "not multipart/related" in response.json()["error"]
+    assert "not multipart/related" in retrieve_error(auth_client)
 
 
 def test_a_deflated_instance_is_refused_by_what_it_inflates_to(hostile_pacs, auth_client, media_root, monkeypatch):
@@ -135,16 +143,13 @@ def test_a_deflated_instance_is_refused_by_what_it_inflates_to(hostile_pacs, aut
     monkeypatch.setattr("TumorApp.analysis.series.volume.MAX_FILE_BYTES", 256 * 1024)
     assert len(buf.getvalue()) < 256 * 1024
     hostile_pacs["answer"] = study_then(multipart([buf.getvalue()]))
-    response = retrieve(auth_client)
-    assert response.status_code == 400 and "inflates to more than" in response.json()["error"]
-    assert not SeriesJob.objects.exists()
+    assert "inflates to more than" in retrieve_error(auth_client)
 
 
 def test_an_instance_over_the_image_budget_is_cut_off_while_streaming(hostile_pacs, auth_client, monkeypatch):
     monkeypatch.setattr("TumorApp.analysis.io.series_input.MAX_FILE_BYTES", 1024)
     hostile_pacs["answer"] = study_then(multipart([b"\0" * 4096]))
-    response = retrieve(auth_client)
-    assert response.status_code == 400 and "limit per image" in response.json()["error"]
+    assert "limit per image" in retrieve_error(auth_client)
 
 
 def test_calls_past_the_cap_are_refused_at_once_while_a_pacs_hangs(hostile_pacs, auth_client, settings):

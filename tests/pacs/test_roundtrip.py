@@ -63,9 +63,11 @@ def test_search_retrieve_analyse_send_and_read_back(pacs_settings, orthanc, auth
     response = auth_client.post("/api/pacs/retrieve/", {"series_uid": series_uid, "study_uid": study})
     assert response.status_code == 202, response.content
     job = SeriesJob.objects.get(pk=response.json()["id"])
-    assert job.owner == user and job.status == "queued" and job.progress_total == 4
+    assert job.owner == user and job.status == "queued" and job.name == f"PACS series {series_uid}"
     assert AuditEvent.objects.filter(action="pacs_retrieve", detail__contains=series_uid).count() == 1
-    assert series_services.work(once=True, segmenter=IntensitySegmenter()) == 1
+    assert series_services.work(once=True, segmenter=IntensitySegmenter()) == 1  # the worker retrieves
+    job.refresh_from_db()
+    assert job.progress_total == 4 and len(series_services.input_items(job)) == 4
     done = auth_client.get(f"/api/series/{job.pk}/").json()
     assert done["status"] == "done" and done["lesions"]
 
@@ -146,7 +148,10 @@ def test_a_non_ct_series_is_refused_with_nothing_stored(pacs_settings, orthanc, 
     store_in_orthanc(orthanc, items)
     assert auth_client.get("/api/pacs/series/", {"patient_id": "PACS-MR-000002"}).json()["results"] == []  # CT only
     response = auth_client.post("/api/pacs/retrieve/", {"series_uid": series_uid})
-    assert response.status_code == 400 and "only CT" in response.json()["error"]
-    assert not SeriesJob.objects.exists()
+    assert response.status_code == 202  # the worker retrieves and refuses it
+    series_services.work(once=True, segmenter=IntensitySegmenter())
+    job = SeriesJob.objects.get(pk=response.json()["id"])
+    assert job.status == "failed" and "only CT" in job.error
+    assert PacsTransfer.objects.get(job=job, direction="retrieve").status == "failed"
     assert not [p for p in media_root.rglob("*") if p.is_file()]  # nothing stored, temp folder gone
     assert AuditEvent.objects.filter(action="pacs_retrieve_failed", detail__contains=series_uid).exists()
