@@ -9,6 +9,7 @@ Then passes are timed, interleaved across backends so that load from elsewhere h
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from pathlib import Path
@@ -27,6 +28,10 @@ from .slice.staging import stage
 SERIES_BATCH = 16  # what volume.py's batches look like to the network
 CHECK_SIDE = 512  # each check output is staged as a 512 px slice (see the module docstring)
 DEFAULT_REPEATS = 5
+# A busy machine (load average above the cores) is waited for this long, in these steps, before
+# the measurement runs anyway (and is marked, to be redone at a quiet start).
+QUIET_WAIT_S = 30.0
+QUIET_POLL_S = 2.0
 
 
 def check_inputs(count: int | None = None) -> np.ndarray:
@@ -118,21 +123,39 @@ def measure(segmenters: dict, inputs: np.ndarray, *, repeats: int = DEFAULT_REPE
             for name in segmenters}
 
 
+def machine_load() -> float:
+    """The 1-minute load average per core (above 1: other work is queueing for the cores)."""
+    return os.getloadavg()[0] / (os.cpu_count() or 1)
+
+
 def prepare(weights: Path | str = DEFAULT_WEIGHTS, *, check_slices: int | None = None,
-            repeats: int = DEFAULT_REPEATS, remeasure: bool = False, measure_fn=None) -> tuple[dict, bool]:
+            repeats: int = DEFAULT_REPEATS, remeasure: bool = False, measure_fn=None,
+            load_fn=machine_load, quiet_wait_s: float = QUIET_WAIT_S, sleep=time.sleep) -> tuple[dict, bool]:
     """The record for this machine and weights: reused when its fingerprint matches, else measured
     and saved.  Returns (record, measured now).  `measure_fn(weights, check_slices, repeats)` ->
-    (figures, unavailable) stands in for the real measurement in tests."""
+    (figures, unavailable) stands in for the real measurement in tests.
+
+    Timings taken beside other work are wrong for as long as the record is reused, so the machine's
+    load is read first: when it is above one per core, the measurement waits up to `quiet_wait_s`
+    for it to fall, then measures anyway and marks the record `under_load`; such a record is
+    measured again at the next start that finds the machine quiet."""
     parts = backend_choice.fingerprint_parts(weights)
     key = backend_choice.fingerprint(parts)
     if not remeasure:
         record = backend_choice.load_records().get(key)
-        if record:
+        if record and not (record.get("under_load") and load_fn() <= 1.0):
             return record, False
+    waited = 0.0
+    while load_fn() > 1.0 and waited < quiet_wait_s:
+        sleep(QUIET_POLL_S)
+        waited += QUIET_POLL_S
+    load = load_fn()
     figures, unavailable = (measure_fn or measure_here)(weights, check_slices, repeats)
     choice: Choice = choose(figures)
     record = backend_choice.make_record(parts, figures, choice, unavailable=unavailable,
                                         check_slices=len(check_inputs(check_slices)), repeats=repeats)
+    if load > 1.0:
+        record["under_load"] = round(load * (os.cpu_count() or 1), 2)  # the load average it was measured at
     backend_choice.save_record(key, record)
     return record, True
 

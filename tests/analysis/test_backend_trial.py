@@ -20,7 +20,7 @@ from TumorApp.analysis.model.backend_choice import TIE, Figures
 from TumorApp.analysis.config import DEFAULT_WEIGHTS
 
 LINE = re.compile(r"^inference: slices (\S+) \(([\d.]+) ms/pass\), series (\S+) \(([\d.]+) slices/s\); "
-                  r"kept (\d) of (\d) backends; (measured now|reused .*)$")
+                  r"kept (\d) of (\d) backends; (measured now|reused .*?)(?: under load .*)?$")
 needs_weights = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="model/cnn_weights.hdf5 missing")
 
 
@@ -147,3 +147,33 @@ def test_a_backend_that_cannot_start_here_is_reported_not_measured(monkeypatch):
     monkeypatch.setattr(runtime, "cuda_available", lambda: False)
     started, unavailable = backend_trial.start_backends(DEFAULT_WEIGHTS, ["onnx-cuda"])
     assert started == {} and "fell back to onnx" in unavailable["onnx-cuda"]
+
+
+def test_a_busy_machine_is_waited_for_measured_anyway_marked_and_measured_again_when_quiet(tmp_path, monkeypatch):
+    from TumorApp.management.commands.prepare_model import summary
+
+    monkeypatch.setattr(backend_choice, "record_path", lambda: tmp_path / "choice.json")
+    weights = tmp_path / "w.hdf5"
+    weights.write_bytes(DEFAULT_WEIGHTS.read_bytes()[:4096] if DEFAULT_WEIGHTS.is_file() else b"weights")
+    calls, naps = [], []
+
+    def fake(w, check_slices, repeats):
+        calls.append(1)
+        figure = Figures(liver_dice=1.0, tumor_dice=1.0, stage_changes=0, ms_per_pass=40.0, slices_per_s=40.0)
+        return {"onnx": figure}, {}
+
+    busy, quiet = (lambda: 3.0), (lambda: 0.2)  # load per core
+    record, measured = backend_trial.prepare(weights, check_slices=2, repeats=1, measure_fn=fake, load_fn=busy,
+                                             quiet_wait_s=6, sleep=naps.append)
+    assert measured and sum(naps) == 6 and record["under_load"] > 2  # waited, then measured anyway
+    line = summary(record, {"slices": "onnx", "series": "onnx"}, True, "choice.json")
+    assert line.endswith("measured again at the next quiet start") and "under load" in line
+    # Still busy at the next start: the marked record is reused rather than measured beside other work.
+    _, measured = backend_trial.prepare(weights, check_slices=2, repeats=1, measure_fn=fake, load_fn=busy,
+                                        quiet_wait_s=0, sleep=naps.append)
+    assert not measured and len(calls) == 1
+    # A quiet start measures it again, unmarked; later quiet starts reuse it.
+    record, measured = backend_trial.prepare(weights, check_slices=2, repeats=1, measure_fn=fake, load_fn=quiet)
+    assert measured and "under_load" not in record and len(calls) == 2
+    _, measured = backend_trial.prepare(weights, check_slices=2, repeats=1, measure_fn=fake, load_fn=busy)
+    assert not measured and len(calls) == 2

@@ -75,7 +75,9 @@ def summary(record: dict | None, ready: dict[str, str], measured: bool | str, wh
     return (f"inference: {part('slices', 'INFERENCE_BACKEND', 'ms/pass', 'ms_per_pass')}, "
             f"{part('series', 'SERIES_INFERENCE_BACKEND', 'slices/s', 'slices_per_s')}; "
             f"kept {len(record.get('kept', []))} of {len(figures)} backends; "
-            + ("measured now" if measured else f"reused the record of {record.get('measured_at', '?')} ({where})"))
+            + ("measured now" if measured else f"reused the record of {record.get('measured_at', '?')} ({where})")
+            + (f" under load (load average {record['under_load']:g} on {os.cpu_count()} cores): measured again at "
+               "the next quiet start" if record.get("under_load") else ""))
 
 
 def table(record: dict) -> str:
