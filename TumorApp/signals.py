@@ -1,6 +1,6 @@
 """Receivers: log-ins, failed log-ins, log-outs and django-axes lockouts go to AuditEvent; a deleted
 analysis (or corrected outline, or series job) takes its files with it; a finished series goes back
-to the PACS with PACS_AUTO_SEND."""
+to the PACS with PACS_AUTO_SEND; a series queued from the PACS is retrieved before it is analysed."""
 from __future__ import annotations
 
 from axes.signals import user_locked_out
@@ -71,6 +71,14 @@ def _locked_out(sender, request=None, username=None, ip_address=None, **kwargs):
     # Sent by django-axes at the failure that locks the account and at each attempt during the lockout.
     audit.record_event(action=AuditEvent.Action.LOCKOUT, username=str(username or ""),
                           ip=ip_address or audit.client_ip(request))
+
+
+@receiver(series_services.series_starting, dispatch_uid="pacs_retrieve")
+def _series_starting(sender, job, **kwargs):
+    if job.files.get("pacs"):  # queued by the PACS search page: the worker retrieves it first
+        from .pacs.services import fetch_retrieve
+
+        fetch_retrieve(job)
 
 
 @receiver(series_services.series_done, dispatch_uid="pacs_auto_send")

@@ -154,3 +154,14 @@ def test_analysis_subpackages_have_no_circle_between_them(graph):
             packages.setdefault(source, set()).update(
                 package(t) for t in targets if t.startswith(ANALYSIS + ".") and package(t) != source)
     assert _cycles(packages) == []
+
+
+def test_no_template_has_a_multi_line_hash_comment():
+    """Django's {# #} comments end at the line: a multi-line one is printed on the page."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "templates"
+    bad = [str(p.relative_to(root)) for p in root.rglob("*.html")
+           if any("\n" in m.group(1) for m in re.finditer(r"\{#(.*?)#\}", p.read_text(), re.S))]
+    assert not bad, f"use {{% comment %}} in: {bad}"

@@ -151,8 +151,9 @@ def import_series(*, user, series_uid: str, study_uid: str = "", ip: str | None 
 
 def fetch_retrieve(job: SeriesJob) -> None:
     """In the series worker: retrieve a queued PACS series (`import_series`) into the job's input
-    folder, checked as an upload is (`check_series`), before it is analysed.  Raises `PacsError` or
-    `InputError` (the job then fails with that message; the retrieve row says so, audited)."""
+    folder, checked as an upload is (`check_series`), before it is analysed.  Raises `InputError`
+    with the PACS's or the reader's message (the worker fails the job with it; the retrieve row
+    says so, audited)."""
     from django.core.files import File
 
     from TumorApp.analysis.series.volume import check_series
@@ -168,7 +169,7 @@ def fetch_retrieve(job: SeriesJob) -> None:
                 status=PacsTransfer.Status.FAILED, error=str(exc))
             record_event(action=AuditEvent.Action.PACS_RETRIEVE_FAILED, user=job.owner,
                          detail=f"series {job.pk} <- {source['series_uid']}: {exc}")
-            raise
+            raise InputError(str(exc)) from exc  # the worker fails the job with this message
         folder = f"{job.folder}/input"
         if default_storage.exists(folder):  # a retry after a killed worker: start again
             shutil.rmtree(default_storage.path(folder), ignore_errors=True)

@@ -47,6 +47,9 @@ HEARTBEAT_SECONDS = 5.0
 # Sent by the worker once a job's result is stored (job=): features that follow a series, like the
 # PACS's auto-send, listen here rather than being called from this module.
 series_done = Signal()
+# Sent by the worker before a job is analysed (job=): a job whose input is fetched first (a PACS
+# retrieve) gets it here; a receiver raises InputError to fail the job with its message.
+series_starting = Signal()
 
 
 def stale_after() -> timedelta:
@@ -265,13 +268,10 @@ def run_job(job: SeriesJob, worker: str, *, segmenter=None, batch_size: int = 8)
             _mine(job, worker).update(progress_done=done, progress_total=total, heartbeat_at=timezone.now())
 
         try:
-            if job.files.get("pacs"):  # a PACS series: retrieved here, not in the web request
-                from TumorApp.pacs.services import fetch_retrieve
-
-                fetch_retrieve(job)
+            series_starting.send(sender=SeriesJob, job=job)  # e.g. a PACS retrieve (TumorApp/signals.py)
             result = analyze_series(input_items(job), segmenter=segmenter, batch_size=batch_size,
                                     progress=progress)
-        except (InputError, _pacs_error()) as exc:
+        except InputError as exc:
             return bool(_mine(job, worker).update(status=SeriesJob.Status.FAILED, error=str(exc),
                                                   finished_at=timezone.now()))
         except Exception as exc:  # a bug or a broken model: the job says so, the worker carries on
@@ -308,12 +308,6 @@ def run_job(job: SeriesJob, worker: str, *, segmenter=None, batch_size: int = 8)
     finally:
         beat.stop.set()
         beat.join()
-
-
-def _pacs_error() -> type:
-    from TumorApp.pacs.client import PacsError
-
-    return PacsError
 
 
 def _save_npy(name: str, array, *, shape=None, dtype=None) -> str:
