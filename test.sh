@@ -53,7 +53,7 @@ if [ -n "${TEST_DATABASE_URL:-}" ]; then
 elif mysql_reachable "$DEFAULT_MYSQL_URL"; then
   run_suite mysql "$DEFAULT_MYSQL_URL" "$@"
 else
-  echo "--- MySQL/MariaDB not configured or not reachable: skipped the MySQL run (see README, sql/create_database.sql)"
+  echo "--- MySQL/MariaDB not configured or not reachable: skipped the MySQL run (see docs/deployment.md, sql/create_database.sql)"
 fi
 
 [ "$status" -eq 0 ] && echo "ALL TEST RUNS PASSED" || echo "SOME TEST RUNS FAILED"

@@ -2,7 +2,7 @@
 
 The waitress options live here, once, derived from the same environment as the settings:
 the body limit follows MAX_UPLOAD_MB, and the connection options keep slow or idle clients
-from holding the server (see README, "Serving").
+from holding the server (see docs/deployment.md).
 """
 from __future__ import annotations
 

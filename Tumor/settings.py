@@ -213,7 +213,7 @@ SERIES_STALE_SECONDS = float(os.environ.get("SERIES_STALE_SECONDS", "60"))
 SERIES_MAX_ATTEMPTS = int(os.environ.get("SERIES_MAX_ATTEMPTS", "3"))
 # Where series jobs wait: "database" (the default: `manage.py series_worker`, started by run.sh, polls
 # the SeriesJob table) or "celery" (Celery workers on any number of machines, through the broker at
-# CELERY_BROKER_URL; Tumor/celery.py, README "Whole CT series").
+# CELERY_BROKER_URL; Tumor/celery.py, docs/series.md).
 SERIES_QUEUE = os.environ.get("SERIES_QUEUE", "database").strip().lower()
 if SERIES_QUEUE not in {"database", "celery"}:
     raise ImproperlyConfigured(f"SERIES_QUEUE must be 'database' or 'celery', not {SERIES_QUEUE!r}")

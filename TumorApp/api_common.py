@@ -66,7 +66,7 @@ def api_login_required(view):
                                   "the profile page before using the API.")
         elif not request.user.is_authenticated:
             return _unauthorised("Authentication required: send 'Authorization: Bearer <token>' "
-                                 "(see the README's API section), or a session cookie from /login/.")
+                                 "(see docs/api.md), or a session cookie from /login/.")
         else:
             refusal = _csrf_refusal(request)
             if refusal is not None:

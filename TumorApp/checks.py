@@ -11,7 +11,7 @@ def model_weights_present(app_configs, **kwargs):
         return []
     return [Warning(
         f"The network weights {DEFAULT_WEIGHTS} are missing: every analysis will fail.",
-        hint="Check out the repository's model/cnn_weights.hdf5 (Git LFS?) or train one (see the model section of the README).",
+        hint="Check out the repository's model/cnn_weights.hdf5 (Git LFS?) or train one (see docs/model.md).",
         id="TumorApp.W001",
     )]
 
@@ -30,4 +30,4 @@ def pacs_reachable(app_configs, **kwargs):
     if problem is None:
         return []
     return [Warning(problem, hint="Check DICOMWEB_URL, DICOMWEB_USERNAME/PASSWORD and DICOMWEB_CA_FILE "
-                                  "(README, PACS section).", id="TumorApp.W002")]
+                                  "(docs/pacs.md).", id="TumorApp.W002")]

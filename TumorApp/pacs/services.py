@@ -281,7 +281,7 @@ def _send(*, transfer: PacsTransfer, build, subject: str, user=None, ip: str | N
 
 def _require_pacs() -> None:
     if not settings.DICOMWEB_URL:  # nothing attempted, so nothing to record
-        raise PacsNotConfigured("No PACS is configured: set DICOMWEB_URL (see the README's PACS section).")
+        raise PacsNotConfigured("No PACS is configured: set DICOMWEB_URL (see docs/pacs.md).")
 
 
 def _sender(user):

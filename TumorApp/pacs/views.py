@@ -29,7 +29,7 @@ def _unavailable(request, exc: PacsError):
 def search(request):
     if not configured():
         return _unavailable(request, PacsNotConfigured(
-            "No PACS is configured: set DICOMWEB_URL (see the README's PACS section)."))
+            "No PACS is configured: set DICOMWEB_URL (see docs/pacs.md)."))
     form = SearchForm(request.GET) if request.GET else SearchForm()
     rows = None
     if request.GET and form.is_valid():

@@ -1,6 +1,6 @@
 """Read an uploaded slice (PNG/JPEG/TIFF/BMP or DICOM) into a `CTSlice`: pixels, HU or not, spacing.
 
-Rules decided here (documented in the README too):
+Rules decided here (documented in docs/security.md too):
 
 * 8-bit images are display images: values / 255.  RGB, RGBA and palette images become grey
   (ITU-R 601 luma, transparent pixels composited on black); EXIF orientation is applied.

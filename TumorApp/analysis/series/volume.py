@@ -4,7 +4,7 @@ No Django.  One entry point, `analyze_series(source)`, shared by `manage.py anal
 background worker and the bench; it reuses the single-slice stages (`segment_many` batched,
 `clean` per slice) and adds what only a volume has: 3-D connected lesions in mL.
 
-Conventions (also in the README):
+Conventions (also in docs/series.md):
 
 * The volume is (z, y, x) in radiological orientation: image left = patient right, image top =
   anterior, slice 0 = the most inferior (feet) slice.  Slice numbers in the JSON are 0-based
