@@ -97,17 +97,24 @@ def parse_header(prefix: bytes, name: str):
     return hdr, klass.template_dtype.itemsize, shape, dtype, affine, zooms, slope, inter
 
 
-def _read(stream, name: str, sample: bool) -> NiftiVolume:
-    from nibabel.orientations import io_orientation
-
+def read_volume_header(stream, name: str, kind: str = "CT volume"):
+    """The first 540 bytes of `stream` as a 3-D NIfTI header of numbers: (prefix, header, header
+    size, shape, dtype, affine, zooms, slope, intercept); InputError for anything else."""
     prefix = stream.read(540)
     hdr, header_size, shape, dtype, affine, zooms, slope, inter = parse_header(prefix, name)
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
     if len(shape) != 3:
-        raise InputError(f"{name} is a {len(shape)}-D image; a CT volume has 3 dimensions.")
+        raise InputError(f"{name} is a {len(shape)}-D image; a {kind} has 3 dimensions.")
     if dtype.kind not in "iuf" or dtype.itemsize > 8 or dtype.fields:
-        raise InputError(f"{name} holds {dtype} values; a CT volume holds numbers (integers or floats).")
+        raise InputError(f"{name} holds {dtype} values; a {kind} holds numbers (integers or floats).")
+    return prefix, hdr, header_size, shape, dtype, affine, zooms, slope, inter
+
+
+def _read(stream, name: str, sample: bool) -> NiftiVolume:
+    from nibabel.orientations import io_orientation
+
+    prefix, hdr, header_size, shape, dtype, affine, zooms, slope, inter = read_volume_header(stream, name)
     voxels = int(np.prod(shape, dtype=np.int64))
     declared = " x ".join(str(s) for s in shape)
     # The budgets, from the header alone, before any voxel is read.
@@ -194,4 +201,4 @@ def _check_shape(z: int, y: int, x: int) -> None:
                          "supported.")
 
 
-__all__ = ["Gunzip", "NiftiSource", "NiftiVolume", "parse_header", "read", "read_exactly"]
+__all__ = ["Gunzip", "NiftiSource", "NiftiVolume", "read", "read_exactly", "read_volume_header"]

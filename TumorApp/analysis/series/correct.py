@@ -181,19 +181,13 @@ def labels_from_nifti(data: bytes, volume: SeriesVolume, name: str = "labels") -
     reoriented as a view, and the affine compared (within AFFINE_TOLERANCE_MM)."""
     from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
 
-    from ..io.nifti import Gunzip, parse_header, read_exactly
+    from ..io.nifti import Gunzip, read_exactly, read_volume_header
 
     expected, shape = series_affine(volume)
     stream = Gunzip(io.BytesIO(data)) if data[:2] == b"\x1f\x8b" else io.BytesIO(data)
     try:
-        prefix = stream.read(540)
-        hdr, header_size, stored_shape, dtype, affine, _, slope, inter = parse_header(prefix, name)
-        if len(stored_shape) == 4 and stored_shape[3] == 1:
-            stored_shape = stored_shape[:3]
-        if len(stored_shape) != 3:
-            raise InputError(f"{name} is a {len(stored_shape)}-D image; a label volume has 3 dimensions.")
-        if dtype.kind not in "iuf" or dtype.itemsize > 8 or dtype.fields:
-            raise InputError(f"{name} holds {dtype} values; labels are whole numbers, {registry.describe_values()}.")
+        prefix, hdr, header_size, stored_shape, dtype, affine, _, slope, inter = read_volume_header(
+            stream, name, "label volume")
         transform = ornt_transform(io_orientation(affine), io_orientation(expected))
         oriented = [0, 0, 0]
         for axis, (target, _) in enumerate(transform):
