@@ -16,7 +16,9 @@ document.addEventListener("DOMContentLoaded", function () {
         .then(function (job) {
           if (job.status === "done" || job.status === "failed") { window.location.reload(); return; }
           bar.max = job.progress[1]; bar.value = job.progress[0];
-          text.textContent = job.progress[0] + " / " + job.progress[1] + " slices";
+          // A PACS series has no slice count until the worker has retrieved it.
+          text.textContent = job.progress[1] ? job.progress[0] + " / " + job.progress[1] + " slices"
+                                             : "retrieving the images from the PACS";
           label.textContent = job.status.charAt(0).toUpperCase() + job.status.slice(1);
           eta.textContent = job.eta_seconds != null ? "(about " + Math.ceil(job.eta_seconds) + " s left)" : "";
           // A running job cannot be deleted (the server refuses): offer it only while queued.

@@ -176,6 +176,7 @@ def test_the_page_flow_retrieves_into_the_progress_page_or_says_why_not(pacs_set
     response = auth_client.post("/pacs/retrieve/", {"series_uid": series_uid, "study_uid": study})
     job = SeriesJob.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/series/{job.pk}/"
-    assert 'id="progress-box"' in auth_client.get(response["Location"]).content.decode()
+    progress = auth_client.get(response["Location"]).content.decode()
+    assert 'id="progress-box"' in progress and "retrieving the images from the PACS" in progress
     refused = auth_client.post("/pacs/retrieve/", {"series_uid": "1.2.3.999"}, follow=True)
     assert refused.status_code == 503 and "has no series 1.2.3.999" in refused.content.decode()
