@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +29,6 @@ class Child:
     started: float = 0.0
     wait_s: float = BACKOFF_S[0]
     restart_at: float = 0.0
-    restarts: int = field(default=0)
 
     def start(self) -> None:
         self.process = subprocess.Popen(self.command, cwd=ROOT)
@@ -48,7 +47,6 @@ class Child:
             log(f"{self.name} (pid {self.process.pid}) exited with {describe(code)} after {ran:.0f} s; "
                 f"restarting in {self.restart_at - now:.0f} s")
             self.process = None
-            self.restarts += 1
         if now >= self.restart_at:
             self.start()
 
