@@ -130,16 +130,17 @@ def _chunks(response: requests.Response, deadline: float):
     closer = threading.Timer(max(0.0, deadline - time.monotonic()), response.close)
     closer.daemon = True
     closer.start()
+    late = PacsError(f"The PACS at {settings.DICOMWEB_URL} was still answering at the deadline.")
     try:
         while True:
             try:
                 chunk = response.raw.read(CHUNK, decode_content=True)
-            except Exception:
+            except Exception:  # the closer's doing when past the deadline, else the PACS's
                 if time.monotonic() >= deadline:
-                    raise PacsError(f"The PACS at {settings.DICOMWEB_URL} was still answering at the deadline.")
+                    raise late from None
                 raise
             if time.monotonic() >= deadline:
-                raise PacsError(f"The PACS at {settings.DICOMWEB_URL} was still answering at the deadline.")
+                raise late
             if not chunk:
                 return
             yield chunk

@@ -285,7 +285,7 @@ def _save_checkpoint(model, average: WeightAverage | None, out_dir: Path, state:
     """The run so far, written so a killed or finished session can be resumed (`resume=True`):
     `checkpoint.hdf5` the last step's weights, `checkpoint_ema.hdf5` the averaged ones (what an
     evaluation of the run so far should load; the training metadata sits beside both), and
-    `checkpoint.json` the epochs done, the EMA's step count and the history."""
+    `checkpoint_state.json` the epochs done, the EMA's step count and the history."""
     from ..analysis.model.network import metadata_path, save_weights
 
     save_weights(model, out_dir / "checkpoint.tmp.hdf5")
@@ -344,13 +344,12 @@ def train(data: str, out: str, holdout: list[str] | None = None, epochs: int = 4
         history, first_epoch = state["history"], state["epochs"]
         seconds_before, ema_steps = state["train_seconds"], state.get("ema_steps", 0)
     average = None
-    if recipe.ema:
-        average = WeightAverage(model.get_weights(), ema_steps)
+    if recipe.ema:  # the average starts at the current weights, or at the checkpoint's average
+        raw = model.get_weights()
         if ema_steps:
-            raw = model.get_weights()
             load_weights(model, out_dir / "checkpoint_ema.hdf5")
-            average = WeightAverage(model.get_weights(), ema_steps)
-            model.set_weights(raw)
+        average = WeightAverage(model.get_weights(), ema_steps)
+        model.set_weights(raw)
     callbacks = [average.callback(model)] if average else []
     started = time.time() - seconds_before
     # Augmentation is CPU-bound Python: spread it over worker processes (spawned, so they never

@@ -43,6 +43,15 @@ def log_in(page, base: str) -> None:
     page.wait_for_url(base + "/detect/")
 
 
+def analyse_fixture(page) -> str:
+    """Upload the DICOM fixture from the logged-in page; the result page's URL once its editor is ready."""
+    page.set_input_files("#id_file", str(FIXTURE))
+    page.click("#analyse")
+    page.wait_for_url("**/analyses/*/")
+    page.wait_for_selector("#editor[data-ready=true]")
+    return page.url
+
+
 def paint_target(analysis) -> tuple[int, int]:
     """A liver point with room for a 45-px disc of tumour, away from the network's own lesions."""
     values = cv2.imdecode(np.frombuffer(selectors.editor_labels_png(analysis, "model"), np.uint8), cv2.IMREAD_UNCHANGED)
@@ -89,11 +98,7 @@ def test_paint_a_tumour_save_then_erase_it_and_save(transactional_db, live_serve
     base = live_server.url
     page = new_page(browser, 1366, 768)
     log_in(page, base)
-    page.set_input_files("#id_file", str(FIXTURE))
-    page.click("#analyse")
-    page.wait_for_url("**/analyses/*/")
-    result_url = page.url
-    page.wait_for_selector("#editor[data-ready=true]")
+    result_url = analyse_fixture(page)
     before = figures(page)
     analysis = Analysis.objects.get()
     centre = paint_target(analysis)

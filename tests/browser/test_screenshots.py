@@ -14,8 +14,8 @@ from PIL import Image
 from TumorApp.series import services as series_services
 from tests.analysis.series_fixtures import SLICE_66, SLICE_84, dicom_series
 
-from .test_browser_flow import ARTIFACTS, FIXTURE, pytestmark  # noqa: F401
-from .test_editor import browser, log_in, new_page  # noqa: F401  (the browser fixture)
+from .test_browser_flow import ARTIFACTS, pytestmark  # noqa: F401
+from .test_editor import analyse_fixture, browser, log_in, new_page  # noqa: F401  (the browser fixture)
 
 pytestmark = pytestmark + [pytest.mark.slow]  # noqa: F811
 PASSWORD = "Portal-Venous-Phase-7"
@@ -45,10 +45,7 @@ def test_screenshots_of_a_result_with_its_editor_and_of_a_series(transactional_d
     base = live_server.url
     page = new_page(browser, 1280, 900)
     log_in(page, base)
-    page.set_input_files("#id_file", str(FIXTURE))
-    page.click("#analyse")
-    page.wait_for_url("**/analyses/*/")
-    page.wait_for_selector("#editor[data-ready=true]")
+    analyse_fixture(page)
     assert "not a medical device" in page.content().lower() or "research use only" in page.content().lower()
     assert "{#" not in page.content() and "#}" not in page.content()  # no template comment shows
     save(page, "result", "main")
